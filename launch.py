@@ -1,0 +1,244 @@
+"""PrefLab's command line: `python launch.py [--home DIR] <command> ...` (serve is the default)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from errors import NotYetAvailable, PrefLabError, UserInputError
+
+log = logging.getLogger("preflab")
+
+EXIT_OK, EXIT_USER = 0, 2
+
+# Commands whose feature lands with a later issue: the one line they print until then.
+PENDING = {
+    "import": "the annotation loop (prompt import)",
+    "sft": "the annotation loop (demo SFT)",
+    "generate": "the annotation loop (pair generation)",
+    "judge": "the annotation loop (judge)",
+    "train": "DPO training",
+    "eval": "evaluation",
+    "export": "data import/export",
+}
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse that reports a user mistake as one line and exit code 2, without the usage dump."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        raise UserInputError(f"{self.prog}: {message} (see --help)")
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="serve the browser UI (default)", description="Serve the PrefLab UI.")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--auth", help="USER:PASS, or a FILE with one USER:PASS per line")
+
+
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list or register model variants", description="Model variants.")
+    msub = p.add_subparsers(dest="models_cmd", metavar="{list,add}", parser_class=CliParser)
+    msub.add_parser("list", help="list registered variants")
+    a = msub.add_parser(
+        "add", help="register a variant: a base plus ordered LoRA adapters (bring your own SFT)"
+    )
+    a.add_argument("name", help="variant name, e.g. sft")
+    a.add_argument("--base", required=True, help="Hugging Face model id or local path")
+    a.add_argument(
+        "--adapter", action="append", default=[], help="LoRA adapter folder; repeat to stack, in order"
+    )
+    a.add_argument(
+        "--kind", choices=["base", "sft", "dpo"], help="default: sft when adapters are given, else base"
+    )
+
+
+def _add_pending(sub) -> None:
+    p = sub.add_parser("import", help="import prompts or preference data")
+    p.add_argument("source", metavar="FILE_OR_DATASET")
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "prompts", "trl", "trl-conversational", "ultrafeedback", "hh-rlhf"],
+    )
+    p.add_argument("--split", default=None, help="dataset split or train/heldout assignment")
+    p.add_argument("--skip-bad", action="store_true", help="skip and count malformed rows")
+
+    p = sub.add_parser("sft", help="demo LoRA SFT on the gold answers")
+    p.add_argument("--base", default=None)
+    p.add_argument("--epochs", type=float, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--output-name", default="sft")
+
+    p = sub.add_parser("generate", help="generate response pairs with a variant")
+    p.add_argument("--variant", default="sft")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--per-prompt", type=int, default=2)
+    p.add_argument("--temperatures", default="0.7,1.2")
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=16)
+
+    p = sub.add_parser("judge", help="LLM-judge suggestions for pairs")
+    p.add_argument("--judge", default="rule", choices=["rule", "anthropic"])
+    p.add_argument("--model", default="claude-opus-4-7")
+    p.add_argument("--rubric", metavar="FILE")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--batch", action="store_true", help="use the Message Batches API")
+    p.add_argument("--accept", action="store_true", help="store consistent verdicts as judge labels")
+
+    p = sub.add_parser("train", help="DPO-train a LoRA adapter on the confirmed triples")
+    p.add_argument("--variant", default="sft")
+    p.add_argument("--config", metavar="YAML")
+    p.add_argument("--beta", type=float)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--loss-type")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--preset", choices=["demo", "default"], default="default")
+
+    p = sub.add_parser("eval", help="automatic N-way eval on held-out prompts")
+    p.add_argument("--variants", default="base,sft,sft+dpo")
+    p.add_argument("--prompts", default="heldout")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--judge", default="rule", choices=["rule", "anthropic"])
+
+    p = sub.add_parser("export", help="export the dataset (JSONL, Parquet, Hub) or an adapter")
+    p.add_argument("--format", choices=["jsonl", "parquet"])
+    p.add_argument("--output", metavar="PATH")
+    p.add_argument("--hub", metavar="ORG/NAME")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--dry-run", metavar="DIR")
+    p.add_argument("--adapter", metavar="RUN")
+
+
+def build_parser() -> CliParser:
+    """The whole CLI; every command has --help."""
+    parser = CliParser(prog="launch.py", description="PrefLab: preference annotation and DPO training.")
+    parser.add_argument("--home", help="PrefLab home folder (default $PREFLAB_HOME, else ./preflab_home/)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=CliParser)
+    _add_serve(sub)
+    _add_models(sub)
+    _add_pending(sub)
+    p = sub.add_parser("stats", help="what the database holds")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """`USER:PASS` or a file of such lines (comments and blank lines ignored)."""
+    if not value:
+        return None
+    path = Path(value)
+    lines = path.read_text().splitlines() if path.is_file() else [value]
+    pairs = []
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            where = f"{path}:{n}" if path.is_file() else "--auth"
+            raise UserInputError(f"{where}: expected USER:PASS")
+        pairs.append((user, password))
+    if not pairs:
+        raise UserInputError(f"--auth {value}: no USER:PASS entries")
+    return pairs
+
+
+def _context(args):
+    from context import AppConfig, build_context
+
+    return build_context(AppConfig(home=args.home) if args.home else AppConfig())
+
+
+def cmd_serve(args) -> int:
+    auth = parse_auth(args.auth)
+    ctx = _context(args)
+    from app import launch_app
+
+    log.info("serving on http://%s:%s (home %s)", args.host, args.port, ctx.cfg.home)
+    launch_app(ctx, host=args.host, port=args.port, auth=auth)
+    return EXIT_OK
+
+
+def cmd_models(args) -> int:
+    ctx = _context(args)
+    if args.models_cmd in (None, "list"):
+        rows = ctx.store.list_models()
+        print(f"{'name':<22} {'kind':<9} {'base':<40} adapters / fingerprint")
+        for m in rows:
+            adapters = ", ".join(m.adapters) if m.adapters else "-"
+            print(f"{m.name:<22} {m.kind:<9} {m.base:<40} {adapters} / {m.fingerprint or 'not loaded yet'}")
+        return EXIT_OK
+    from models.local import check_variant_paths, looks_local
+
+    check_variant_paths(args.base, args.adapter)
+    # Store absolute paths: the variant must resolve the same from any working directory.
+    base = str(Path(args.base).expanduser().resolve()) if looks_local(args.base) else args.base
+    adapters = [str(Path(a).expanduser().resolve()) for a in args.adapter]
+    kind = args.kind or ("sft" if adapters else "base")
+    row = ctx.store.add_model(args.name, base, list(adapters), kind)
+    print(
+        f"registered {row.name} ({row.kind}): {row.base}"
+        + (f" + {len(adapters)} adapter(s)" if adapters else "")
+    )
+    return EXIT_OK
+
+
+def cmd_stats(args) -> int:
+    counts = _context(args).store.counts()
+    if args.json:
+        print(json.dumps(counts, sort_keys=True))
+    else:
+        width = max(map(len, counts))
+        for key, value in counts.items():
+            print(f"{key.replace('_', ' '):<{width}}  {value}")
+    return EXIT_OK
+
+
+def cmd_pending(args) -> int:
+    raise NotYetAvailable(f"`{args.command}` arrives with {PENDING[args.command]}; it is not available yet")
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": cmd_serve,
+    "models": cmd_models,
+    "stats": cmd_stats,
+    **{name: cmd_pending for name in PENDING},
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; PrefLab errors become one line on stderr and exit code 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    command = args.command or "serve"
+    if args.command is None:  # `python launch.py` alone serves with the defaults
+        args = build_parser().parse_args([*argv, "serve"])
+    try:
+        return COMMANDS[command](args)
+    except PrefLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Typed reads and writes over the data model; `Store` mixes these in."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import duckdb
+
+from errors import StoreError
+
+from .rows import LabelRow, ModelRow, PromptRow, TripleRow, dumps
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Mirrors of the CHECK constraints in 0001_initial.sql, so a bad value fails with a readable line.
+MODEL_KINDS = ("base", "sft", "dpo", "imported")
+SPLITS = ("train", "heldout")
+DECISIONS = ("a", "b", "tie", "both_bad", "skip")
+LABEL_SOURCES = ("human", "judge", "import")
+
+
+def _check(what: str, value: object, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise StoreError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def content_hash(messages: list[dict]) -> str:
+    """sha256 of the canonical JSON of a prompt's messages: the prompt's identity."""
+    canonical = json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class Queries:
+    """Typed queries; relies on `cursor()` and `write()` from `Store`."""
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:  # pragma: no cover - provided by Store
+        raise NotImplementedError
+
+    def write(
+        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, attempts: int = 6
+    ) -> T:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def add_model(
+        self, name: str, base: str, adapters: list[str], kind: str, fingerprint: str | None = None
+    ) -> ModelRow:
+        """Register a new variant; an existing name is an error."""
+        _check("model kind", kind, MODEL_KINDS)
+
+        def insert(cur: duckdb.DuckDBPyConnection) -> ModelRow:
+            existing = self._model(cur, name)
+            if existing is not None:
+                raise StoreError(
+                    f"model {name!r} already exists (base {existing.base}, kind {existing.kind}); "
+                    "pick another name"
+                )
+            row = cur.execute(
+                f"INSERT INTO models (name, base, adapters, kind, fingerprint) VALUES (?, ?, ?, ?, ?) "
+                f"RETURNING {ModelRow.COLUMNS}",
+                [name, base, dumps(list(adapters)), kind, fingerprint],
+            ).fetchone()
+            return ModelRow.from_row(row)
+
+        try:
+            return self.write(insert)
+        except duckdb.ConstraintException as exc:  # another thread won the race for the name
+            raise StoreError(f"model {name!r} already exists; pick another name") from exc
+
+    def ensure_model(self, name: str, base: str, adapters: list[str], kind: str) -> ModelRow:
+        """The variant called `name`, inserted first if missing (an existing row wins)."""
+        _check("model kind", kind, MODEL_KINDS)
+
+        def upsert(cur: duckdb.DuckDBPyConnection) -> ModelRow:
+            cur.execute(
+                "INSERT INTO models (name, base, adapters, kind) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                [name, base, dumps(list(adapters)), kind],
+            )
+            return self._model(cur, name)  # type: ignore[return-value]
+
+        row = self.write(upsert)
+        if (row.base, row.adapters, row.kind) != (base, list(adapters), kind):
+            log.warning(
+                "model %r already exists as %s + %s (%s); keeping it", name, row.base, row.adapters, row.kind
+            )
+        return row
+
+    def get_model(self, name: str) -> ModelRow | None:
+        """The variant called `name`, or None."""
+        return self._model(self.cursor(), name)
+
+    def list_models(self) -> list[ModelRow]:
+        """Every variant, oldest first."""
+        rows = self.cursor().execute(f"SELECT {ModelRow.COLUMNS} FROM models ORDER BY id").fetchall()
+        return [ModelRow.from_row(r) for r in rows]
+
+    def set_model_fingerprint(self, name: str, fingerprint: str) -> ModelRow:
+        """Record the weights' fingerprint of a variant."""
+
+        def update(cur: duckdb.DuckDBPyConnection) -> ModelRow:
+            # No UPDATE ... RETURNING: DuckDB then trips the FK of rows that reference the model.
+            cur.execute("UPDATE models SET fingerprint = ? WHERE name = ?", [fingerprint, name])
+            row = self._model(cur, name)
+            if row is None:
+                raise StoreError(f"no model named {name!r}; see `launch.py models list`")
+            return row
+
+        return self.write(update)
+
+    @staticmethod
+    def _model(cur: duckdb.DuckDBPyConnection, name: str) -> ModelRow | None:
+        row = cur.execute(f"SELECT {ModelRow.COLUMNS} FROM models WHERE name = ?", [name]).fetchone()
+        return None if row is None else ModelRow.from_row(row)
+
+    # -- prompts and generations ----------------------------------------------------------------
+
+    def add_prompt(
+        self, messages: list[dict], source: str, split: str, gold: Any = None, meta: dict | None = None
+    ) -> int | None:
+        """Insert a prompt and return its id, or None when the same messages are already stored."""
+        _check("split", split, SPLITS)
+        if not messages or not all(isinstance(m, dict) and "role" in m and "content" in m for m in messages):
+            raise StoreError("a prompt's messages must be a non-empty list of {role, content} dicts")
+        digest = content_hash(messages)
+
+        def insert(cur: duckdb.DuckDBPyConnection) -> int | None:
+            row = cur.execute(
+                "INSERT INTO prompts (content_hash, messages, source, split, gold, meta) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (content_hash) DO NOTHING RETURNING id",
+                [digest, dumps(messages), source, split, dumps(gold), dumps(meta)],
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        return self.write(insert)
+
+    def get_prompt(self, prompt_id: int) -> PromptRow | None:
+        """The prompt with this id, or None."""
+        row = (
+            self.cursor()
+            .execute(f"SELECT {PromptRow.COLUMNS} FROM prompts WHERE id = ?", [prompt_id])
+            .fetchone()
+        )
+        return None if row is None else PromptRow.from_row(row)
+
+    def add_generation(
+        self,
+        prompt_id: int,
+        model_id: int,
+        text: str,
+        *,
+        params: dict | None = None,
+        seed: int | None = None,
+        n_tokens: int | None = None,
+        seconds: float | None = None,
+    ) -> int:
+        """Store one response and return its id."""
+
+        def insert(cur: duckdb.DuckDBPyConnection) -> int:
+            row = cur.execute(
+                "INSERT INTO generations (prompt_id, model_id, params, seed, text, n_tokens, seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                [prompt_id, model_id, dumps(params), seed, text, n_tokens, seconds],
+            ).fetchone()
+            return int(row[0])
+
+        return self.write(insert)
+
+    def add_pair(self, prompt_id: int, gen_a: int, gen_b: int) -> int:
+        """Pair two responses to one prompt and return the pair's id."""
+
+        def insert(cur: duckdb.DuckDBPyConnection) -> int:
+            row = cur.execute(
+                "INSERT INTO pairs (prompt_id, gen_a, gen_b) VALUES (?, ?, ?) RETURNING id",
+                [prompt_id, gen_a, gen_b],
+            ).fetchone()
+            return int(row[0])
+
+        return self.write(insert)
+
+    # -- labels ---------------------------------------------------------------------------------
+
+    def add_label(
+        self,
+        pair_id: int,
+        annotator: str,
+        decision: str,
+        *,
+        source: str = "human",
+        left_gen: int | None = None,
+        right_gen: int | None = None,
+        seed: int | None = None,
+        suggestion_shown: bool = False,
+        suggestion: str | None = None,
+        chosen_edit: str | None = None,
+        note: str | None = None,
+        seconds_spent: float | None = None,
+    ) -> int:
+        """Record a vote; it supersedes the annotator's earlier live label on the same pair."""
+        _check("decision", decision, DECISIONS)
+        _check("label source", source, LABEL_SOURCES)
+
+        def insert(cur: duckdb.DuckDBPyConnection) -> int:
+            new_id = cur.execute(
+                "INSERT INTO labels (pair_id, annotator, source, left_gen, right_gen, seed, decision, "
+                "suggestion_shown, suggestion, chosen_edit, note, seconds_spent) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                [
+                    pair_id,
+                    annotator,
+                    source,
+                    left_gen,
+                    right_gen,
+                    seed,
+                    decision,
+                    suggestion_shown,
+                    suggestion,
+                    chosen_edit,
+                    note,
+                    seconds_spent,
+                ],
+            ).fetchone()[0]
+            cur.execute(
+                "UPDATE labels SET superseded_by = ? "
+                "WHERE pair_id = ? AND annotator = ? AND superseded_by IS NULL AND id <> ?",
+                [new_id, pair_id, annotator, new_id],
+            )
+            return int(new_id)
+
+        return self.write(insert)
+
+    def withdraw_label(self, label_id: int) -> None:
+        """Undo a vote: the label points at itself as superseded, so nothing replaces it."""
+
+        def update(cur: duckdb.DuckDBPyConnection) -> None:
+            row = cur.execute("SELECT superseded_by FROM labels WHERE id = ?", [label_id]).fetchone()
+            if row is None or row[0] is not None:
+                raise StoreError(f"label {label_id} does not exist or was already superseded")
+            cur.execute("UPDATE labels SET superseded_by = id WHERE id = ?", [label_id])
+
+        self.write(update)
+
+    def labels_for_pair(self, pair_id: int) -> list[LabelRow]:
+        """Every label on a pair, superseded ones included, oldest first."""
+        rows = (
+            self.cursor()
+            .execute(f"SELECT {LabelRow.COLUMNS} FROM labels WHERE pair_id = ? ORDER BY id", [pair_id])
+            .fetchall()
+        )
+        return [LabelRow.from_row(r) for r in rows]
+
+    def preference_triples(self, *, split: str | None = None) -> list[TripleRow]:
+        """The training triples (see the view in 0001_initial.sql), optionally of one split."""
+        if split is not None:
+            _check("split", split, SPLITS)
+        rows = (
+            self.cursor()
+            .execute(
+                f"SELECT {TripleRow.COLUMNS} FROM preference_triples WHERE ? IS NULL OR split = ? ORDER BY label_id",
+                [split, split],
+            )
+            .fetchall()
+        )
+        return [TripleRow.from_row(r) for r in rows]

@@ -1,0 +1,110 @@
+"""Typed rows the store returns instead of tuples."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+def loads(value: str | None) -> Any:
+    """Decode a DuckDB JSON column (returned as text); NULL stays None."""
+    return None if value is None else json.loads(value)
+
+
+def dumps(value: Any) -> str | None:
+    """Encode a Python value for a JSON column; None stays NULL."""
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """A model variant: a base plus ordered adapters."""
+
+    id: int
+    name: str
+    base: str
+    adapters: list[str]
+    kind: str
+    fingerprint: str | None
+    created_at: datetime
+
+    COLUMNS = "id, name, base, adapters, kind, fingerprint, created_at"
+
+    @classmethod
+    def from_row(cls, row: tuple) -> ModelRow:
+        id_, name, base, adapters, kind, fingerprint, created_at = row
+        return cls(id_, name, base, list(loads(adapters) or []), kind, fingerprint, created_at)
+
+
+@dataclass(frozen=True)
+class PromptRow:
+    """A prompt: chat messages plus its split and optional gold answer."""
+
+    id: int
+    content_hash: str
+    messages: list[dict]
+    source: str
+    split: str
+    gold: Any
+    meta: dict | None
+    created_at: datetime
+
+    COLUMNS = "id, content_hash, messages, source, split, gold, meta, created_at"
+
+    @classmethod
+    def from_row(cls, row: tuple) -> PromptRow:
+        id_, content_hash, messages, source, split, gold, meta, created_at = row
+        return cls(id_, content_hash, loads(messages), source, split, loads(gold), loads(meta), created_at)
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """One vote on a pair; `decision` names gen_a/gen_b, never screen sides."""
+
+    id: int
+    pair_id: int
+    annotator: str
+    source: str
+    decision: str
+    chosen_edit: str | None
+    superseded_by: int | None
+    created_at: datetime
+
+    COLUMNS = "id, pair_id, annotator, source, decision, chosen_edit, superseded_by, created_at"
+
+    @classmethod
+    def from_row(cls, row: tuple) -> LabelRow:
+        return cls(*row)
+
+
+@dataclass(frozen=True)
+class TripleRow:
+    """One training triple from the `preference_triples` view, with its provenance."""
+
+    label_id: int
+    pair_id: int
+    prompt_id: int
+    split: str
+    prompt: list[dict]
+    chosen: str
+    rejected: str
+    chosen_gen: int
+    rejected_gen: int
+    edited: bool
+    source: str
+    annotator: str
+    decision: str
+    created_at: datetime
+
+    COLUMNS = (
+        "label_id, pair_id, prompt_id, split, prompt, chosen, rejected, chosen_gen, rejected_gen, "
+        "edited, source, annotator, decision, created_at"
+    )
+
+    @classmethod
+    def from_row(cls, row: tuple) -> TripleRow:
+        values = list(row)
+        values[4] = loads(values[4])
+        return cls(*values)

@@ -1,0 +1,128 @@
+"""The CLI contract: help everywhere, one-line errors with exit code 2, models and stats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from errors import UserInputError
+from launch import PENDING, main, parse_auth
+from tests.serving import run_cli, serving
+
+ALL_COMMANDS = ["serve", "models", "import", "sft", "generate", "judge", "train", "eval", "export", "stats"]
+
+
+@pytest.mark.parametrize("command", ALL_COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_unknown_command_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["--home", str(tmp_path), "frobnicate"]) == 2
+    assert "invalid choice" in _one_line_error(capsys)
+
+
+def test_bad_flag_value_is_one_line_exit_2(tmp_path, capsys):
+    assert main(["--home", str(tmp_path), "serve", "--port", "eighty"]) == 2
+    assert "--port" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("command", sorted(PENDING))
+def test_pending_commands_say_so_in_one_line(command, tmp_path, capsys):
+    argv = {"import": ["import", "x.jsonl"]}.get(command, [command])
+    assert main(["--home", str(tmp_path), *argv]) == 2
+    assert "not available yet" in _one_line_error(capsys)
+
+
+def test_models_list_registers_default_base(tmp_path, capsys):
+    assert main(["--home", str(tmp_path), "models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "base" in out and "smollm2" in out.lower()
+
+
+def test_models_add_and_duplicate(tmp_path, capsys):
+    adapter = tmp_path / "my-sft"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    home = str(tmp_path / "home")
+    assert (
+        main(
+            [
+                "--home",
+                home,
+                "models",
+                "add",
+                "sft",
+                "--base",
+                "smollm2-135m-instruct",
+                "--adapter",
+                str(adapter),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["--home", home, "models", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "sft" in listing and str(adapter) in listing
+    assert main(["--home", home, "models", "add", "sft", "--base", "smollm2-135m-instruct"]) == 2
+    assert "sft" in _one_line_error(capsys)
+
+
+def test_models_add_missing_adapter_is_one_line(tmp_path, capsys):
+    missing = tmp_path / "nope"
+    assert (
+        main(
+            [
+                "--home",
+                str(tmp_path),
+                "models",
+                "add",
+                "sft",
+                "--base",
+                "smollm2-135m-instruct",
+                "--adapter",
+                str(missing),
+            ]
+        )
+        == 2
+    )
+    assert "nope" in _one_line_error(capsys)
+    assert main(["--home", str(tmp_path), "models", "list"]) == 0
+    assert "\nsft " not in capsys.readouterr().out  # nothing half-registered
+
+
+def test_stats_json(tmp_path, capsys):
+    assert main(["--home", str(tmp_path), "stats", "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["prompts"] == 0 and counts["models"] == 1
+
+
+def test_auth_parsing(tmp_path):
+    assert parse_auth("ann:secret") == [("ann", "secret")]
+    f = tmp_path / "users.txt"
+    f.write_text("# annotators\nann:one\n\nbob:two:with-colon\n")
+    assert parse_auth(str(f)) == [("ann", "one"), ("bob", "two:with-colon")]
+    with pytest.raises(UserInputError):
+        parse_auth("no-colon-here")
+
+
+def test_cli_refuses_database_held_by_serve(tmp_path):
+    home = tmp_path / "home"
+    with serving(home) as (_url, proc):
+        result = run_cli("stats", home=home)
+    assert result.returncode == 2, result.stderr
+    err = result.stderr.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    assert str(proc.pid) in err and "serve" in err

@@ -1,0 +1,191 @@
+"""Typed queries: models, prompts, and the preference_triples view the trainer reads."""
+
+import pytest
+
+from errors import StoreError
+from store import ModelRow, Store
+
+
+def test_models_add_get_list(store: Store):
+    sft = store.add_model("sft", "HuggingFaceTB/SmolLM2-135M-Instruct", ["/adapters/sft"], "sft")
+    base = store.add_model("base", "HuggingFaceTB/SmolLM2-135M-Instruct", [], "base", fingerprint="f0")
+    assert isinstance(sft, ModelRow)
+    assert (sft.name, sft.adapters, sft.kind, sft.fingerprint) == ("sft", ["/adapters/sft"], "sft", None)
+    assert sft.created_at is not None
+    assert store.get_model("sft") == sft
+    assert store.get_model("nope") is None
+    assert [m.name for m in store.list_models()] == ["sft", "base"]
+    assert store.list_models()[1] == base
+
+
+def test_adding_a_model_name_twice_is_one_clear_line(store: Store):
+    store.add_model("sft", "base-a", [], "sft")
+    with pytest.raises(StoreError) as info:
+        store.add_model("sft", "base-b", ["x"], "sft")
+    assert "\n" not in str(info.value)
+    assert "'sft' already exists" in str(info.value)
+    assert store.get_model("sft").base == "base-a"  # the first one is untouched
+
+
+def test_a_bad_model_kind_names_the_allowed_ones(store: Store):
+    with pytest.raises(StoreError, match="base, sft, dpo, imported; got 'lora'"):
+        store.add_model("x", "b", [], "lora")
+    assert store.list_models() == []
+
+
+def test_ensure_model_inserts_once(store: Store):
+    first = store.ensure_model("sft", "b", ["a1", "a2"], "sft")
+    again = store.ensure_model("sft", "b", ["a1", "a2"], "sft")
+    assert first == again
+    assert first.adapters == ["a1", "a2"]  # adapter order is part of the variant
+    assert len(store.list_models()) == 1
+
+
+def test_updates_work_on_rows_other_rows_reference(store: Store, make_pair):
+    # DuckDB's FK limitations can break UPDATEs of referenced rows; these are the ones PrefLab does.
+    pair = make_pair(store, "referenced")
+    row = store.set_model_fingerprint("sft", "sha256:abc")
+    assert row.fingerprint == "sha256:abc"
+    assert store.get_model("sft").fingerprint == "sha256:abc"
+    assert store.ensure_model("sft", "tiny-base", ["sft-adapter"], "sft").fingerprint == "sha256:abc"
+    with pytest.raises(StoreError, match="no model named 'ghost'"):
+        store.set_model_fingerprint("ghost", "x")
+
+    def run_lifecycle(cur):
+        model_id = store.get_model("sft").id
+        run_id = cur.execute(
+            "INSERT INTO runs (kind, model_id, ref_model_id) VALUES ('dpo', ?, ?) RETURNING id",
+            [model_id, model_id],
+        ).fetchone()[0]
+        cur.execute("INSERT INTO run_metrics VALUES (?, 1, 'train', 'loss', 0.69)", [run_id])
+        cur.execute("UPDATE runs SET status = 'done', adapter_path = 'runs/1/adapter' WHERE id = ?", [run_id])
+        job_id = cur.execute(
+            "INSERT INTO jobs (kind, total) VALUES ('generate', 10) RETURNING id"
+        ).fetchone()[0]
+        cur.execute("UPDATE jobs SET progress = 10, status = 'done' WHERE id = ?", [job_id])
+        cur.execute("INSERT INTO assignments (pair_id, annotator) VALUES (?, 'ann')", [pair])
+        cur.execute("UPDATE assignments SET released_at = current_timestamp WHERE pair_id = ?", [pair])
+        return run_id
+
+    run_id = store.write(run_lifecycle)
+    status = store.cursor().execute("SELECT status FROM runs WHERE id = ?", [run_id]).fetchone()
+    assert status == ("done",)
+    first = store.add_label(pair, "ann", "a")
+    second = store.add_label(pair, "ann", "b")  # supersedes `first`: an UPDATE of labels
+    labels = store.labels_for_pair(pair)
+    assert [(lb.id, lb.superseded_by) for lb in labels] == [(first, second), (second, None)]
+
+
+def test_prompts_are_unique_by_content(store: Store):
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "2+2?"}]
+    first = store.add_prompt(messages, "demo", "train", gold={"answer": "4"}, meta={"topic": "math"})
+    assert isinstance(first, int)
+    assert store.add_prompt([dict(m) for m in messages], "other-file", "heldout") is None
+    prompt = store.get_prompt(first)
+    assert prompt.messages == messages
+    assert (prompt.source, prompt.split, prompt.gold, prompt.meta) == (
+        "demo",
+        "train",
+        {"answer": "4"},
+        {"topic": "math"},
+    )
+    assert store.counts()["prompts"] == 1
+    with pytest.raises(StoreError, match="split must be one of train, heldout; got 'test'"):
+        store.add_prompt([{"role": "user", "content": "x"}], "demo", "test")
+
+
+def test_a_failed_write_leaves_nothing_behind(store: Store):
+    def half_then_fail(cur):
+        cur.execute(
+            "INSERT INTO prompts (content_hash, messages, source, split) VALUES ('h', '[]', 's', 'train')"
+        )
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError):
+        store.write(half_then_fail)
+    assert store.counts()["prompts"] == 0
+
+
+def test_preference_triples_hold_the_latest_live_label(store: Store, make_pair):
+    revoted = make_pair(store, "re-vote", "A1", "B1")
+    skipped = make_pair(store, "skip", "A2", "B2")
+    edited = make_pair(store, "edit", "A3", "B3")
+    tied = make_pair(store, "tie", "A4", "B4")
+    undone = make_pair(store, "undo", "A5", "B5")
+    untouched = make_pair(store, "untouched", "A6", "B6")
+
+    store.add_label(revoted, "ann", "a")
+    latest = store.add_label(revoted, "ann", "b", left_gen=None, seed=7)
+    store.add_label(revoted, "other", "a", source="judge")
+    store.add_label(skipped, "ann", "a")
+    store.add_label(skipped, "ann", "skip")
+    store.add_label(edited, "ann", "b", chosen_edit="B3, but better")
+    store.add_label(tied, "ann", "tie")
+    store.withdraw_label(store.add_label(undone, "ann", "a"))
+
+    triples = {(t.pair_id, t.annotator): t for t in store.preference_triples()}
+    assert set(triples) == {(revoted, "ann"), (revoted, "other"), (edited, "ann"), (tied, "ann")}
+    assert untouched not in {p for p, _ in triples}
+
+    mine = triples[(revoted, "ann")]
+    assert (mine.label_id, mine.decision, mine.chosen, mine.rejected, mine.source) == (
+        latest,
+        "b",
+        "B1",
+        "A1",
+        "human",
+    )
+    assert mine.prompt == [{"role": "user", "content": "re-vote"}]
+    assert mine.split == "train" and mine.created_at is not None
+    theirs = triples[(revoted, "other")]
+    assert (theirs.decision, theirs.chosen, theirs.rejected, theirs.source) == ("a", "A1", "B1", "judge")
+
+    edit = triples[(edited, "ann")]
+    assert (edit.chosen, edit.rejected, edit.edited) == ("B3, but better", "A3", True)
+    assert edit.chosen_gen != edit.rejected_gen
+
+    tie = triples[(tied, "ann")]
+    assert (tie.decision, tie.chosen, tie.rejected) == ("tie", "A4", "B4")
+
+    assert store.counts()["preference_triples"] == 4
+    assert store.preference_triples(split="heldout") == []
+
+
+def test_the_view_prefers_the_newest_of_several_live_labels(store: Store, make_pair):
+    # Imports may write labels without superseding; the view must still pick the newest.
+    pair = make_pair(store, "imported twice", "first", "second")
+
+    def insert_two(cur):
+        for decision in ("a", "b"):
+            cur.execute(
+                "INSERT INTO labels (pair_id, annotator, source, decision) VALUES (?, 'imp', 'import', ?)",
+                [pair, decision],
+            )
+
+    store.write(insert_two)
+    (triple,) = store.preference_triples()
+    assert (triple.decision, triple.chosen) == ("b", "second")
+
+
+def test_withdrawing_twice_is_an_error(store: Store, make_pair):
+    label = store.add_label(make_pair(store, "p"), "ann", "a")
+    store.withdraw_label(label)
+    with pytest.raises(StoreError, match=f"label {label} does not exist or was already superseded"):
+        store.withdraw_label(label)
+
+
+def test_counts_cover_the_stats_command(store: Store, make_pair):
+    pair = make_pair(store, "counted")
+    store.add_label(pair, "ann", "a")
+    counts = store.counts()
+    assert counts == {
+        "prompts": 1,
+        "pairs": 1,
+        "generations": 2,
+        "labels": 1,
+        "preference_triples": 1,
+        "judge_verdicts": 0,
+        "runs": 0,
+        "battles": 0,
+        "models": 1,
+    }
