@@ -1,0 +1,115 @@
+"""Sampling parameters, generation results, and per-row seeded sampling via the Gumbel-max trick."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from errors import ModelError
+
+FINISH_REASONS = ("stop", "length")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample a completion; temperature 0 means greedy."""
+
+    temperature: float = field(default=0.7, metadata={"help": "Softmax temperature; 0 = greedy decoding."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus mass kept, in (0, 1]; 1 disables it."})
+    max_new_tokens: int = field(default=256, metadata={"help": "Most tokens generated per completion."})
+
+    def __post_init__(self):
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, int | float):
+            raise ModelError(f"temperature must be a number, got {self.temperature!r}")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ModelError(f"temperature must be >= 0 and finite, got {self.temperature!r}")
+        if isinstance(self.top_p, bool) or not isinstance(self.top_p, int | float):
+            raise ModelError(f"top_p must be a number, got {self.top_p!r}")
+        if not 0 < self.top_p <= 1:
+            raise ModelError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
+            raise ModelError(f"max_new_tokens must be an integer, got {self.max_new_tokens!r}")
+        if self.max_new_tokens < 1:
+            raise ModelError(f"max_new_tokens must be >= 1, got {self.max_new_tokens!r}")
+
+    @property
+    def greedy(self) -> bool:
+        """Whether this decodes greedily."""
+        return self.temperature == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, e.g. for `generations.params`."""
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_new_tokens": self.max_new_tokens}
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One completion and what it cost."""
+
+    text: str
+    n_tokens: int
+    seconds: float
+    seed: int
+    finish_reason: str
+
+
+class GumbelSampler:
+    """A logits processor: temperature, top-p, then per-row seeded Gumbel noise, so argmax draws a sample.
+
+    Each row owns a torch.Generator seeded with that row's seed and draws exactly one noise vector per step, so a
+    row's sample depends only on its own prompt and seed, never on which other rows share the batch (HF's
+    `do_sample=True` draws from one global RNG across the whole batch, which couples rows).
+    """
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float):
+        import torch
+
+        if temperature <= 0:
+            raise ModelError(f"GumbelSampler needs temperature > 0, got {temperature!r}")
+        self.temperature = float(temperature)
+        self.top_p = float(top_p)
+        self.generators = []
+        for seed in seeds:
+            generator = torch.Generator(device="cpu")
+            generator.manual_seed(int(seed))
+            self.generators.append(generator)
+
+    def __call__(self, input_ids, scores):
+        """Return tempered, top-p-masked scores plus Gumbel noise for each row."""
+        import torch
+
+        if scores.shape[0] != len(self.generators):
+            raise ModelError(
+                f"sampler built for {len(self.generators)} rows, got a batch of {scores.shape[0]}"
+            )
+        logits = scores / self.temperature
+        if self.top_p < 1.0:
+            logits = top_p_mask(logits, self.top_p)
+        vocab = logits.shape[-1]
+        # Noise is drawn on the CPU generator in float32 whatever the model dtype, so the same seed gives the same
+        # noise on every device and precision.
+        noise = torch.stack(
+            [
+                torch.empty(vocab, dtype=torch.float32).exponential_(generator=generator)
+                for generator in self.generators
+            ]
+        )
+        # argmax(logit - log E) with E ~ Exp(1) is a sample from softmax(logit) (Gumbel-max / exponential race);
+        # the clamp keeps an exact 0 draw from turning into +inf.
+        gumbel = -torch.log(noise.clamp_min(torch.finfo(torch.float32).tiny))
+        return logits + gumbel.to(device=logits.device, dtype=logits.dtype)
+
+
+def top_p_mask(logits, top_p: float):
+    """Set to -inf every token outside the smallest set whose probability mass reaches `top_p` (keeps >= 1)."""
+    import torch
+
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    # Mass strictly before each token: a token is kept while the tokens ranked above it hold less than top_p.
+    mass_before = probs.cumsum(dim=-1) - probs
+    drop_sorted = mass_before >= top_p
+    drop_sorted[..., 0] = False
+    drop = drop_sorted.scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
