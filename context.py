@@ -35,7 +35,8 @@ class Context:
     cfg: AppConfig
     store: Any
     judge: Any = None
-    generator: Any = None
+    generator: Any = None  # a ModelPool: variant name -> loaded LocalModel
+    jobs: Any = None  # the JobRunner of this process
 
 
 def register_defaults(store: Any) -> None:
@@ -45,12 +46,32 @@ def register_defaults(store: Any) -> None:
     store.ensure_model("base", DEFAULT_BASE, [], "base")
 
 
+def variant_resolver(store: Any):
+    """Variant name -> Variant, read from the `models` table at each call."""
+    from errors import UserInputError
+    from models.local import Variant
+
+    def resolve(name: str) -> Variant:
+        row = store.get_model(name)
+        if row is None:
+            names = ", ".join(m.name for m in store.list_models()) or "none"
+            raise UserInputError(f"no variant named {name!r} (registered: {names})")
+        return Variant(row.name, row.base, tuple(row.adapters))
+
+    return resolve
+
+
 def build_context(cfg: AppConfig, *, store: Any = None, judge: Any = None, generator: Any = None) -> Context:
-    """Open the real store (unless one is injected) and register the defaults."""
+    """Open the real store and model pool (unless injected) and register the defaults."""
+    from annotate.jobs import JobRunner
+    from models.pool import ModelPool
+
+    cfg.paths.ensure()
     if store is None:
         from store import Store
 
-        cfg.paths.ensure()
         store = Store.open(cfg.paths.db)
     register_defaults(store)
-    return Context(cfg=cfg, store=store, judge=judge, generator=generator)
+    if generator is None:
+        generator = ModelPool(variant_resolver(store), cfg.paths.models)
+    return Context(cfg=cfg, store=store, judge=judge, generator=generator, jobs=JobRunner(store))

@@ -20,7 +20,6 @@ EXIT_OK, EXIT_USER = 0, 2
 PENDING = {
     "import": "the annotation loop (prompt import)",
     "sft": "the annotation loop (demo SFT)",
-    "generate": "the annotation loop (pair generation)",
     "judge": "the annotation loop (judge)",
     "train": "DPO training",
     "eval": "evaluation",
@@ -76,14 +75,26 @@ def _add_pending(sub) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--output-name", default="sft")
 
-    p = sub.add_parser("generate", help="generate response pairs with a variant")
-    p.add_argument("--variant", default="sft")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--per-prompt", type=int, default=2)
-    p.add_argument("--temperatures", default="0.7,1.2")
+    p = sub.add_parser(
+        "generate",
+        help="generate response pairs with a variant",
+        description="K responses per prompt, paired.",
+    )
+    p.add_argument("--variant", default="sft", help="variant that writes the responses (default sft)")
+    p.add_argument(
+        "--split", default="train", choices=["train", "heldout"], help="prompt split (default train)"
+    )
+    p.add_argument("--limit", type=int, help="at most this many prompts")
+    p.add_argument(
+        "--preset", choices=["default", "demo"], default="default", help="demo: K=4, two pairs per prompt"
+    )
+    p.add_argument("--per-prompt", type=int, help="K responses per prompt (default 2; demo 4)")
+    p.add_argument("--temperatures", default="0.7,1.2", help="comma-separated, cycled over the K slots")
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--strategy", choices=["temperatures", "fewshot"], default="temperatures")
+    p.add_argument("--seed", type=int, default=0, help="recorded base seed (default 0)")
 
     p = sub.add_parser("judge", help="LLM-judge suggestions for pairs")
     p.add_argument("--judge", default="rule", choices=["rule", "anthropic"])
@@ -204,6 +215,70 @@ def cmd_stats(args) -> int:
     return EXIT_OK
 
 
+def _floats(flag: str, text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserInputError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+
+
+class Bar:
+    """A tqdm progress bar fed with (done, total) callbacks."""
+
+    def __init__(self, desc: str, unit: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_generate(args) -> int:
+    from annotate.generation import GenerateConfig, run_generation
+    from annotate.jobs import JobHandle, run_job
+
+    overrides = dict(
+        variant=args.variant,
+        split=args.split,
+        limit=args.limit,
+        temperatures=_floats("--temperatures", args.temperatures),
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        strategy=args.strategy,
+        seed=args.seed,
+    )
+    if args.per_prompt is not None:
+        overrides["per_prompt"] = args.per_prompt
+    cfg = GenerateConfig.demo(**overrides) if args.preset == "demo" else GenerateConfig(**overrides)
+    ctx = _context(args)
+    job_id = ctx.store.create_job("generate", cfg.to_dict())
+    bar = Bar("generating", "resp")
+
+    def body(handle: JobHandle) -> dict:
+        def progress(done: int, total: int) -> None:
+            bar(done, total)
+            handle.progress(done, total)
+
+        return run_generation(ctx.store, ctx.generator, cfg, progress=progress).to_dict()
+
+    try:
+        result = run_job(ctx.store, job_id, body)
+    finally:
+        bar.close()
+    from annotate.generation import GenerateResult
+
+    summary = GenerateResult(**{k: v for k, v in result.items() if k != "tokens_per_second"}).summary()
+    print(f"job #{job_id}: {summary}")
+    return EXIT_OK
+
+
 def cmd_pending(args) -> int:
     raise NotYetAvailable(f"`{args.command}` arrives with {PENDING[args.command]}; it is not available yet")
 
@@ -212,6 +287,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "models": cmd_models,
     "stats": cmd_stats,
+    "generate": cmd_generate,
     **{name: cmd_pending for name in PENDING},
 }
 

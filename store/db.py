@@ -18,6 +18,8 @@ from errors import MigrationError, StoreError, StoreLockedError
 
 from . import migrate
 from .queries import Queries
+from .queue_queries import QueueQueries
+from .work_queries import WorkQueries
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +91,7 @@ def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
         pass  # DuckDB already ended the transaction when the statement or commit failed
 
 
-class Store(Queries):
+class Store(Queries, WorkQueries, QueueQueries):
     """The one DuckDB database; every thread gets its own cursor."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path | str, *, read_only: bool) -> None:

@@ -5,6 +5,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from store.migrate import MIGRATIONS_DIR
+
 from errors import MigrationError, StoreError
 from store import Store
 
@@ -32,7 +34,8 @@ def test_fresh_database_has_the_whole_data_model(db_path: Path):
     with Store.open(db_path) as store:
         assert set(store.tables()) == DESIGN_TABLES
         assert store.views() == ["preference_triples"]
-        assert store.applied_migrations() == [(1, "initial")]
+        shipped = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+        assert store.applied_migrations() == [(int(f.name[:4]), f.stem[5:]) for f in shipped]
         assert set(store.counts().values()) == {0}
     assert db_path.is_file()
 
@@ -42,8 +45,9 @@ def test_reopening_applies_nothing_new(db_path: Path):
     with Store.open(db_path) as store:
         store.add_prompt([{"role": "user", "content": "kept"}], "test", "train")
     with Store.open(db_path) as store:
-        rows = store.cursor().execute("SELECT version, count(*) FROM schema_migrations GROUP BY 1").fetchall()
-        assert rows == [(1, 1)]
+        rows = store.cursor().execute("SELECT version, count(*) FROM schema_migrations GROUP BY 1 ORDER BY 1")
+        shipped = sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+        assert rows.fetchall() == [(int(f.name[:4]), 1) for f in shipped]
         assert store.counts()["prompts"] == 1  # reopening did not recreate the tables
 
 

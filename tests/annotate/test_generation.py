@@ -1,0 +1,106 @@
+"""Pair generation: cells, seeds, pairing, near-duplicates and resuming a killed job."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotate.generation import GenerateConfig, near_identical, plan_cells, run_generation
+from errors import UserInputError
+
+
+def _cfg(**kw):
+    return GenerateConfig(**{"max_new_tokens": 6, "batch_size": 4, "near_identical": 1.01, **kw})
+
+
+def test_generates_k_per_prompt_and_pairs_them(sft_store, tiny_pool):
+    result = run_generation(sft_store, tiny_pool, _cfg(per_prompt=4))
+    counts = sft_store.counts()
+    assert counts["generations"] == 6 * 4  # train split only
+    assert result.generated == 24 and result.pairs == 12 and counts["pairs"] == 12
+    assert result.tokens > 0 and result.seconds > 0
+    pair = sft_store.get_pair_view(1)
+    assert pair.text_a is not None and pair.gen_a != pair.gen_b
+    # The fingerprint of the loaded model is recorded on the variant.
+    assert sft_store.get_model("sft").fingerprint == tiny_pool.loader.model.fingerprint
+
+
+def test_cells_cycle_temperatures_and_record_params(sft_store, tiny_pool):
+    cells = plan_cells(_cfg(per_prompt=4))
+    assert [c.temperature for c in cells] == [0.7, 1.2, 0.7, 1.2]
+    run_generation(sft_store, tiny_pool, _cfg(limit=1))
+    rows = sft_store.cursor().execute("SELECT params, seed, cell FROM generations ORDER BY id").fetchall()
+    import json
+
+    temps = sorted(json.loads(p)["temperature"] for p, _, _ in rows)
+    assert temps == [0.7, 1.2]
+    assert all(seed is not None for _, seed, _ in rows)
+
+
+def test_resumed_job_generates_nothing_twice(sft_store, tiny_pool):
+    calls = {"n": 0}
+
+    def stop_after_first_group():
+        calls["n"] += 1
+        return calls["n"] > 1  # the first group runs, then the "kill"
+
+    first = run_generation(sft_store, tiny_pool, _cfg(), should_stop=stop_after_first_group)
+    assert first.generated == 8  # one group of 4 prompts x 2 cells
+    texts_before = dict(sft_store.cursor().execute("SELECT id, text FROM generations").fetchall())
+    second = run_generation(sft_store, tiny_pool, _cfg())
+    assert second.reused == 8 and second.generated == 4
+    rows = (
+        sft_store.cursor()
+        .execute("SELECT prompt_id, cell, count(*) FROM generations GROUP BY ALL")
+        .fetchall()
+    )
+    assert all(n == 1 for _, _, n in rows) and len(rows) == 12
+    after = dict(sft_store.cursor().execute("SELECT id, text FROM generations").fetchall())
+    assert {k: after[k] for k in texts_before} == texts_before
+    assert sft_store.counts()["pairs"] == 6
+
+
+def test_same_seed_reproduces_and_other_seed_differs(sft_store, tiny_pool, tmp_path):
+    from store import Store
+
+    run_generation(sft_store, tiny_pool, _cfg(limit=2, max_new_tokens=12))
+    first = [t for (t,) in sft_store.cursor().execute("SELECT text FROM generations ORDER BY id").fetchall()]
+    # A second database, same config: the recorded per-cell seeds give the same texts.
+    other = Store.open(tmp_path / "other.duckdb")
+    for p in sft_store.list_prompts():
+        other.add_prompt(p.messages, "test", p.split, gold=p.gold)
+    other.add_model("sft", "tiny-base", [], "sft")
+    from context import variant_resolver
+    from models.pool import ModelPool
+
+    pool = ModelPool(variant_resolver(other), tmp_path / "m", loader=tiny_pool.loader)
+    run_generation(other, pool, _cfg(limit=2, max_new_tokens=12))
+    again = [t for (t,) in other.cursor().execute("SELECT text FROM generations ORDER BY id").fetchall()]
+    assert again == first
+    run_generation(other, pool, _cfg(limit=2, max_new_tokens=12, seed=7))
+    reseeded = [
+        t
+        for (t,) in other.cursor().execute("SELECT text FROM generations WHERE id > 4 ORDER BY id").fetchall()
+    ]
+    assert reseeded != first
+
+
+def test_near_identical_pairs_are_counted_not_offered(sft_store, tiny_pool):
+    # Temperature 0 twice: both slots decode greedily to the same text.
+    result = run_generation(sft_store, tiny_pool, _cfg(temperatures=(0.0,), near_identical=0.9))
+    assert result.pairs == 0 and result.near_identical == 6
+    assert sft_store.counts()["pairs"] == 0
+
+
+def test_near_identical_rule():
+    assert near_identical("Severity: SEV1\nSummary: x.", "severity:  sev1 summary: x.", 0.9)
+    assert not near_identical("Severity: SEV1", "Completely different answer here", 0.9)
+
+
+def test_missing_variant_and_bad_config_are_user_errors(store, tiny_pool):
+    store.add_prompt([{"role": "user", "content": "x"}], "t", "train")
+    with pytest.raises(UserInputError, match="no variant named 'sft'"):
+        run_generation(store, tiny_pool, _cfg())
+    with pytest.raises(UserInputError, match="per-prompt"):
+        GenerateConfig(per_prompt=3)
+    with pytest.raises(UserInputError, match="top-p"):
+        GenerateConfig(top_p=0)
