@@ -74,4 +74,9 @@ def build_context(cfg: AppConfig, *, store: Any = None, judge: Any = None, gener
     register_defaults(store)
     if generator is None:
         generator = ModelPool(variant_resolver(store), cfg.paths.models)
+    if judge is None:
+        from models.judge import make_judge
+
+        # Claude when ANTHROPIC_API_KEY is set, else the rule-based judge (labelled as such in the UI).
+        judge = make_judge("auto")
     return Context(cfg=cfg, store=store, judge=judge, generator=generator, jobs=JobRunner(store))

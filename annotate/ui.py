@@ -1,11 +1,30 @@
-"""The Annotate tab: label preference pairs (the labelling loop arrives with the annotation issue)."""
+"""The Annotate tab: label preference pairs by button or keyboard, with the judge's suggestion."""
 
 from __future__ import annotations
 
+import html
+import time
+
 import gradio as gr
 
+from annotate.labelling import Screen
+from annotate.service import AnnotateService
 from context import Context
+from errors import PrefLabError
 from ui_common import counts_line, empty_state
+
+VOTE_BUTTONS = (
+    ("A", "vote-a", "A is better  [1]", "primary"),
+    ("B", "vote-b", "B is better  [2]", "primary"),
+    ("tie", "vote-tie", "Tie  [3]", "secondary"),
+    ("both_bad", "vote-both-bad", "Both bad  [4]", "secondary"),
+    ("skip", "vote-skip", "Skip  [s]", "secondary"),
+)
+KEY_HELP = (
+    "Keys: `1` A better · `2` B better · `3` tie · `4` both bad · `s` skip · `u` undo (not while typing)"
+)
+# Votes from several annotators must not queue behind one worker; DuckDB serialises the writes anyway.
+VOTE_CONCURRENCY = 16
 
 
 def annotate_empty_state(counts: dict[str, int]) -> str:
@@ -15,17 +34,256 @@ def annotate_empty_state(counts: dict[str, int]) -> str:
         steps.append(
             "Import prompts: the **Data** tab, or `python launch.py import FILE` (JSONL, CSV, Parquet)."
         )
-    steps.append(
-        "Register your SFT model: `python launch.py models add sft --base ID_OR_PATH --adapter PATH`."
-    )
-    steps.append("Generate two responses per prompt: `python launch.py generate --variant sft`.")
-    steps.append(
-        "Come back here to label them. Keys: `1` A, `2` B, `3` tie, `4` both bad, `s` skip, `u` undo."
-    )
-    return empty_state("Nothing to label yet", steps) + f"\n\n<small>{counts_line(counts)}</small>"
+    if counts.get("pairs", 0) == 0:
+        steps.append(
+            "Register your SFT model: `python launch.py models add sft --base ID_OR_PATH --adapter PATH`."
+        )
+        steps.append(
+            "Generate two responses per prompt: **Generate pairs** below, or `python launch.py generate`."
+        )
+    else:
+        steps.append("Every pair has a label: generate more below, or train on them in **Train**.")
+    steps.append("Label them here. Keys: `1` A, `2` B, `3` tie, `4` both bad, `s` skip, `u` undo.")
+    title = "Nothing to label yet" if counts.get("pairs", 0) == 0 else "All pairs are labelled"
+    return empty_state(title, steps) + f"\n\n<small>{counts_line(counts)}</small>"
 
 
-def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> None:
+def render_prompt(messages: list[dict]) -> str:
+    """A chat prompt as plain text (the Textbox shows it escaped)."""
+    if len(messages) == 1:
+        return str(messages[0].get("content", ""))
+    return "\n\n".join(f"[{m.get('role', '?')}]\n{m.get('content', '')}" for m in messages)
+
+
+def suggestion_html(screen: Screen, hide: bool) -> tuple[str, str]:
+    """(headline HTML, rationale text); everything from a model or a file is escaped."""
+    if hide or screen.suggestion_hidden:
+        why = "you chose to hide it" if hide else "withheld for this pair to measure unprimed agreement"
+        return f"<div class='judge-hidden'>Judge suggestion hidden ({html.escape(why)}).</div>", ""
+    if screen.verdict is None:
+        return f"<div class='judge-pending'>{html.escape(screen.judge_label)} is judging this pair…</div>", ""
+    headline, rationale = screen.verdict.display()
+    side = screen.suggestion_side
+    if side in ("A", "B"):
+        # display() speaks of the screen's A/B already: the judge was asked in screen order.
+        cls = "judge-ok"
+    elif side == "tie":
+        cls = "judge-ok"
+    else:
+        cls = "judge-unsure" if screen.verdict.status == "unsure" else "judge-failed"
+    return f"<div class='{cls}'>{html.escape(headline)}</div>", rationale
+
+
+def progress_text(screen: Screen | None, counts: dict[str, int], annotator: str) -> str:
+    if screen is None:
+        return f"**{html.escape(annotator)}** · {counts.get('pairs', 0)} pairs in the queue"
+    return (
+        f"**{html.escape(annotator)}**: {screen.mine} labelled · team: {screen.labelled_pairs}/{screen.total} "
+        f"pairs labelled · pair #{screen.pair_id}"
+    )
+
+
+def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
     """Widgets and events of the Annotate tab."""
-    status = gr.Markdown(elem_id="annotate-empty", elem_classes=["empty-state"])
-    demo.load(lambda: {status: annotate_empty_state(ctx.store.counts())}, outputs=[status], api_name=False)
+    svc = AnnotateService(ctx)
+    svc.resume_interrupted()
+    state = gr.State({"pair_id": None, "shown_at": 0.0, "pending": False})
+
+    with gr.Row():
+        annotator = gr.Textbox(
+            value="annotator",
+            label="Your name",
+            elem_id="annotator",
+            scale=1,
+            max_length=64,
+            info="Ignored when the server runs with --auth: your login is used.",
+        )
+        progress = gr.Markdown(elem_id="progress")
+    with gr.Column(visible=True) as empty_col:
+        empty_md = gr.Markdown(elem_id="annotate-empty", elem_classes=["empty-state"])
+    with gr.Column(visible=False) as pair_col:
+        prompt = gr.Textbox(label="Prompt", elem_id="prompt", interactive=False, lines=3, max_lines=14)
+        with gr.Row(equal_height=True):
+            resp_a = gr.Textbox(
+                label="Response A", elem_id="response-a", interactive=False, lines=8, max_lines=30
+            )
+            resp_b = gr.Textbox(
+                label="Response B", elem_id="response-b", interactive=False, lines=8, max_lines=30
+            )
+        with gr.Row():
+            suggestion = gr.HTML(elem_id="judge-suggestion")
+            hide = gr.Checkbox(label="Hide judge suggestion", value=False, elem_id="hide-suggestion", scale=0)
+        rationale = gr.Textbox(label="Judge rationale", elem_id="judge-rationale", interactive=False, lines=2)
+        with gr.Row():
+            buttons = {
+                side: gr.Button(text, elem_id=eid, variant=variant, size="lg")
+                for side, eid, text, variant in VOTE_BUTTONS
+            }
+            undo = gr.Button("Undo  [u]", elem_id="undo", variant="stop", size="lg")
+        with gr.Accordion("Note and edit (optional)", open=False):
+            note = gr.Textbox(label="Note", elem_id="note", lines=1, max_length=2000)
+            edit = gr.Textbox(
+                label="Edit the chosen response (stored as an edit; the original is kept)",
+                elem_id="chosen-edit",
+                lines=4,
+            )
+        gr.Markdown(KEY_HELP, elem_classes=["kbd-help"])
+    with gr.Row():
+        generate = gr.Button(
+            "Generate pairs", elem_id="generate", variant="secondary", scale=0, min_width=200
+        )
+        cancel = gr.Button("Cancel generation", elem_id="cancel-generation", scale=0, min_width=200)
+        gen_status = gr.Markdown(elem_id="generation-status")
+    timer = gr.Timer(2.0)
+
+    pair_outputs = [
+        state,
+        progress,
+        empty_col,
+        empty_md,
+        pair_col,
+        prompt,
+        resp_a,
+        resp_b,
+        suggestion,
+        rationale,
+    ]
+
+    def who(name: str, request: gr.Request | None) -> str:
+        user = getattr(request, "username", None) if request is not None else None
+        return user or (name or "").strip()
+
+    def show(screen: Screen | None, name: str, hide_value: bool) -> dict:
+        counts = svc.counts()
+        if screen is None:
+            return {
+                state: {"pair_id": None, "shown_at": 0.0, "pending": False},
+                progress: progress_text(None, counts, name),
+                empty_col: gr.Column(visible=True),
+                empty_md: annotate_empty_state(counts),
+                pair_col: gr.Column(visible=False),
+                prompt: "",
+                resp_a: "",
+                resp_b: "",
+                suggestion: "",
+                rationale: "",
+            }
+        head, why = suggestion_html(screen, hide_value)
+        return {
+            state: {"pair_id": screen.pair_id, "shown_at": time.time(), "pending": screen.verdict is None},
+            progress: progress_text(screen, counts, name),
+            empty_col: gr.Column(visible=False),
+            empty_md: "",
+            pair_col: gr.Column(visible=True),
+            prompt: render_prompt(screen.prompt),
+            resp_a: screen.text_left,
+            resp_b: screen.text_right,
+            suggestion: head,
+            rationale: why,
+        }
+
+    def on_load(name: str, hide_value: bool, request: gr.Request):
+        name = who(name, request)
+        try:
+            return {**show(svc.current(name), name, hide_value), annotator: name}
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return {**show(None, name, hide_value), annotator: name}
+
+    def make_vote(side: str):
+        def on_vote(
+            name: str, st: dict, hide_value: bool, note_text: str, edit_text: str, request: gr.Request
+        ):
+            name = who(name, request)
+            if st.get("pair_id") is None:
+                return {}
+            shown = not hide_value and not st.get("pending", False)
+            try:
+                screen = svc.vote(
+                    name,
+                    st["pair_id"],
+                    side,
+                    suggestion_shown=shown,
+                    note=note_text,
+                    chosen_edit=edit_text,
+                    seconds_spent=round(time.time() - st.get("shown_at", time.time()), 2),
+                )
+            except PrefLabError as exc:
+                gr.Warning(str(exc))
+                return {}
+            return {**show(screen, name, hide_value), note: "", edit: ""}
+
+        return on_vote
+
+    def on_undo(name: str, hide_value: bool, request: gr.Request):
+        name = who(name, request)
+        try:
+            return {**show(svc.undo(name), name, hide_value), note: "", edit: ""}
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return {}
+
+    def on_hide(name: str, st: dict, hide_value: bool, request: gr.Request):
+        name = who(name, request)
+        if st.get("pair_id") is None:
+            return {}
+        return show(svc.refresh(name, st["pair_id"]), name, hide_value)
+
+    def on_generate():
+        try:
+            job_id = svc.start_generation()
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return {gen_status: html.escape(str(exc))}
+        gr.Info(f"Generation job #{job_id} started; pairs appear as each batch finishes.")
+        return {gen_status: html.escape(svc.generation_status().text)}
+
+    def on_cancel():
+        if svc.cancel_generation():
+            gr.Info("Cancelling after the current batch.")
+        return {gen_status: html.escape(svc.generation_status().text)}
+
+    def on_tick(name: str, st: dict, hide_value: bool, request: gr.Request):
+        """Poll: job progress always; the pair area only when a suggestion is pending or nothing is shown."""
+        out = {gen_status: html.escape(svc.generation_status().text)}
+        name = who(name, request)
+        try:
+            if st.get("pair_id") is None:
+                screen = svc.current(name)
+                if screen is not None:
+                    out.update(show(screen, name, hide_value))
+            elif st.get("pending"):
+                out.update(show(svc.refresh(name, st["pair_id"]), name, hide_value))
+        except PrefLabError:
+            pass  # e.g. an empty name while the user types: the load/vote handlers report it
+        return out
+
+    inputs_vote = [annotator, state, hide, note, edit]
+    for side, button in buttons.items():
+        button.click(
+            make_vote(side),
+            inputs_vote,
+            [*pair_outputs, note, edit],
+            api_name=f"vote_{side.lower()}",
+            concurrency_limit=VOTE_CONCURRENCY,
+            concurrency_id="votes",
+        )
+    undo.click(
+        on_undo,
+        [annotator, hide],
+        [*pair_outputs, note, edit],
+        api_name="undo",
+        concurrency_limit=VOTE_CONCURRENCY,
+        concurrency_id="votes",
+    )
+    hide.change(on_hide, [annotator, state, hide], pair_outputs, api_name=False)
+    annotator.submit(on_load, [annotator, hide], [*pair_outputs, annotator], api_name=False)
+    generate.click(on_generate, None, [gen_status], api_name="generate")
+    cancel.click(on_cancel, None, [gen_status], api_name=False)
+    timer.tick(
+        on_tick, [annotator, state, hide], [gen_status, *pair_outputs], api_name=False, concurrency_limit=None
+    )
+    demo.load(
+        on_load, [annotator, hide], [*pair_outputs, annotator], api_name="next_pair", concurrency_limit=None
+    )
+    return svc

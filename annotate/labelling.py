@@ -1,0 +1,204 @@
+"""The labelling service behind the Annotate tab: next pair, vote, undo; every label committed first."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+from errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+SIDES = ("A", "B", "tie", "both_bad", "skip")
+_ANNOTATOR = re.compile(r"^[\w.@+-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """How pairs are handed out and how often the judge's suggestion is withheld."""
+
+    hide_fraction: float = field(
+        default=0.1, metadata={"help": "share of pairs shown without the suggestion"}
+    )
+    overlap: float = field(default=0.0, metadata={"help": "share of pairs labelled by two annotators"})
+    assignment_timeout_s: float = field(
+        default=1800.0, metadata={"help": "an abandoned pair returns after this"}
+    )
+    seed: int = field(default=0, metadata={"help": "recorded base seed for screen order and hiding"})
+
+    def __post_init__(self):
+        for name in ("hide_fraction", "overlap"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise UserInputError(f"{name} must be within 0..1, got {value!r}")
+        if self.assignment_timeout_s <= 0:
+            raise UserInputError(f"assignment_timeout_s must be > 0, got {self.assignment_timeout_s!r}")
+
+
+@dataclass(frozen=True)
+class Screen:
+    """One pair as the annotator sees it: sides, suggestion in screen terms, progress."""
+
+    pair_id: int
+    prompt: list[dict]
+    text_left: str  # shown as A
+    text_right: str  # shown as B
+    left_gen: int
+    right_gen: int
+    seed: int
+    swapped: bool
+    suggestion_hidden: bool  # withheld for this pair by the random draw
+    judge_label: str
+    verdict: object | None  # PairVerdict in screen terms, or None while the judge is working
+    mine: int
+    total: int
+    labelled_pairs: int
+
+    @property
+    def suggestion_side(self) -> str | None:
+        """'A', 'B' or 'tie' in screen terms, when the judge is position-consistent."""
+        if self.verdict is None or getattr(self.verdict, "suggestion", None) is None:
+            return None
+        return {"a": "A", "b": "B"}.get(self.verdict.suggestion, self.verdict.suggestion)
+
+    def suggestion_gen(self) -> str | None:
+        """The suggestion in gen terms (what the label records)."""
+        side = self.suggestion_side
+        return None if side is None else _decision(side, self.swapped)
+
+
+def _decision(side: str, swapped: bool) -> str:
+    """Screen side -> stored decision naming gen_a/gen_b."""
+    if side == "A":
+        return "b" if swapped else "a"
+    if side == "B":
+        return "a" if swapped else "b"
+    return side
+
+
+def check_annotator(name: str) -> str:
+    """Annotator names are logins or typed names: short, no spaces or markup."""
+    name = (name or "").strip()
+    if not _ANNOTATOR.match(name):
+        raise UserInputError("annotator name: 1-64 letters, digits or . _ @ + -")
+    return name
+
+
+class LabelService:
+    """Hands out pairs, records votes and undo; the only path a human label takes into the store."""
+
+    def __init__(self, store, suggester, cfg: LabelConfig | None = None):
+        self.store = store
+        self.suggester = suggester
+        self.cfg = cfg or LabelConfig()
+
+    def current(self, annotator: str) -> Screen | None:
+        """The pair this annotator holds (resumed after a reload) or the next free one; None when done."""
+        annotator = check_annotator(annotator)
+        pair_id = self.store.claim_pair(
+            annotator, timeout_s=self.cfg.assignment_timeout_s, overlap=self.cfg.overlap
+        )
+        if pair_id is None:
+            return None
+        screen = self._screen(annotator, pair_id)
+        self.suggester.prefetch_unjudged()
+        return screen
+
+    def refresh(self, annotator: str, pair_id: int) -> Screen:
+        """The same pair again, e.g. once a pending suggestion arrived."""
+        return self._screen(check_annotator(annotator), pair_id)
+
+    def vote(
+        self,
+        annotator: str,
+        pair_id: int,
+        side: str,
+        *,
+        suggestion_shown: bool,
+        note: str | None = None,
+        chosen_edit: str | None = None,
+        seconds_spent: float | None = None,
+    ) -> Screen | None:
+        """Commit a label for the held pair, then return the next pair."""
+        annotator = check_annotator(annotator)
+        if side not in SIDES:
+            raise UserInputError(f"vote must be one of {', '.join(SIDES)}, got {side!r}")
+        pair = self.store.get_pair_view(pair_id)
+        if pair is None:
+            raise UserInputError(f"pair {pair_id} does not exist")
+        if any(
+            lab.annotator == annotator and lab.superseded_by is None
+            for lab in self.store.labels_for_pair(pair_id)
+        ):
+            # A double click or a second tab: this annotator's label on the pair is already stored.
+            log.info("ignored repeated vote on pair %s by %s", pair_id, annotator)
+            return self.current(annotator)
+        order = self.suggester.order(pair_id)
+        left, right = (pair.gen_b, pair.gen_a) if order.swapped else (pair.gen_a, pair.gen_b)
+        verdict = self.suggester.cached(pair_id)
+        suggestion = None
+        if verdict is not None and verdict.suggestion is not None:
+            suggestion = _decision(
+                {"a": "A", "b": "B"}.get(verdict.suggestion, verdict.suggestion), order.swapped
+            )
+        edit = (chosen_edit or "").strip() or None
+        if edit is not None and side not in ("A", "B"):
+            raise UserInputError("an edit of the chosen response needs a vote for A or B")
+        self.store.add_label(
+            pair_id,
+            annotator,
+            _decision(side, order.swapped),
+            source="human",
+            left_gen=left,
+            right_gen=right,
+            seed=order.seed,
+            suggestion_shown=bool(suggestion_shown and suggestion is not None),
+            suggestion=suggestion,
+            chosen_edit=edit,
+            note=(note or "").strip() or None,
+            seconds_spent=seconds_spent,
+        )
+        self.store.release_pair(annotator, pair_id)
+        return self.current(annotator)
+
+    def undo(self, annotator: str) -> Screen | None:
+        """Withdraw the annotator's newest label (kept, superseded) and show that pair again."""
+        annotator = check_annotator(annotator)
+        last = self.store.last_live_label(annotator)
+        if last is None:
+            raise UserInputError("nothing to undo")
+        label_id, pair_id = last
+        self.store.withdraw_label(label_id)
+        # Whatever pair was held is released so the undone pair comes first.
+        held = self.store.claim_pair(
+            annotator, timeout_s=self.cfg.assignment_timeout_s, overlap=self.cfg.overlap
+        )
+        if held is not None and held != pair_id:
+            self.store.release_pair(annotator, held)
+        self.store.hold_pair(annotator, pair_id)
+        return self._screen(annotator, pair_id)
+
+    def _screen(self, annotator: str, pair_id: int) -> Screen:
+        pair = self.store.get_pair_view(pair_id)
+        order = self.suggester.order(pair_id)
+        left, right = (pair.gen_b, pair.gen_a) if order.swapped else (pair.gen_a, pair.gen_b)
+        text_left, text_right = (pair.text_b, pair.text_a) if order.swapped else (pair.text_a, pair.text_b)
+        verdict = self.suggester.get(pair_id)
+        progress = self.store.progress(annotator)
+        return Screen(
+            pair_id=pair_id,
+            prompt=pair.messages,
+            text_left=text_left,
+            text_right=text_right,
+            left_gen=left,
+            right_gen=right,
+            seed=order.seed,
+            swapped=order.swapped,
+            suggestion_hidden=order.hide_suggestion,
+            judge_label=self.suggester.label,
+            verdict=verdict,
+            mine=progress.mine,
+            total=progress.total,
+            labelled_pairs=progress.labelled_pairs,
+        )

@@ -1,0 +1,123 @@
+"""What the Annotate tab calls: one method per handler, over labelling, suggestions and generation jobs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from annotate.generation import GenerateConfig, GenerateResult, run_generation
+from annotate.labelling import LabelConfig, LabelService, Screen
+from annotate.suggestions import Suggester
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as the UI shows it."""
+
+    job_id: int | None
+    status: str
+    progress: int
+    total: int | None
+    text: str
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("queued", "running")
+
+
+class AnnotateService:
+    """Labelling plus pair generation for one serving process."""
+
+    def __init__(self, ctx, *, label_cfg: LabelConfig | None = None):
+        self.ctx = ctx
+        self.suggester = Suggester(
+            ctx.store,
+            ctx.judge,
+            base_seed=(label_cfg or LabelConfig()).seed,
+            hide_fraction=(label_cfg or LabelConfig()).hide_fraction,
+        )
+        self.labels = LabelService(ctx.store, self.suggester, label_cfg)
+
+    # -- labelling ------------------------------------------------------------------------------
+
+    def current(self, annotator: str) -> Screen | None:
+        return self.labels.current(annotator)
+
+    def vote(self, annotator: str, pair_id: int, side: str, **kw) -> Screen | None:
+        return self.labels.vote(annotator, pair_id, side, **kw)
+
+    def undo(self, annotator: str) -> Screen | None:
+        return self.labels.undo(annotator)
+
+    def refresh(self, annotator: str, pair_id: int) -> Screen:
+        return self.labels.refresh(annotator, pair_id)
+
+    def counts(self) -> dict[str, int]:
+        return self.ctx.store.counts()
+
+    # -- generation -----------------------------------------------------------------------------
+
+    def start_generation(self, cfg: GenerateConfig | None = None, *, job_id: int | None = None) -> int:
+        """Start (or resume) a generation job in the background; returns its id."""
+        cfg = cfg or GenerateConfig()
+        # Fail fast on the request path with the user's mistake, not later inside the job.
+        run_check = self.ctx.store.get_model(cfg.variant)
+        if run_check is None:
+            from errors import UserInputError
+
+            raise UserInputError(
+                f"no `{cfg.variant}` variant yet: run `launch.py sft` or register yours with "
+                f"`launch.py models add {cfg.variant} --base ... --adapter ...`"
+            )
+
+        def body(handle) -> dict:
+            result = run_generation(
+                self.ctx.store,
+                self.ctx.generator,
+                cfg,
+                progress=handle.progress,
+                should_stop=lambda: handle.cancelled,
+            )
+            self.suggester.prefetch_unjudged()
+            return result.to_dict()
+
+        return self.ctx.jobs.start("generate", cfg.to_dict(), body, job_id=job_id)
+
+    def resume_interrupted(self) -> list[int]:
+        """Restart generation jobs a killed process left running; finished cells are not generated again."""
+        resumed = []
+        for job in self.ctx.store.jobs_with_status("generate", ("queued", "running")):
+            try:
+                cfg = GenerateConfig(
+                    **{k: tuple(v) if isinstance(v, list) else v for k, v in job.params.items()}
+                )
+                self.start_generation(cfg, job_id=job.id)
+                resumed.append(job.id)
+                log.info("resumed generation job #%s", job.id)
+            except Exception as exc:  # a job that cannot resume is marked, never retried in a loop
+                self.ctx.store.update_job(job.id, status="failed", error=f"could not resume: {exc}")
+        return resumed
+
+    def generation_status(self) -> JobStatus:
+        """The newest generation job, for the progress line under #generate."""
+        job = self.ctx.store.latest_job("generate")
+        if job is None:
+            return JobStatus(None, "none", 0, None, "No generation job yet.")
+        total = job.total or 0
+        if job.active:
+            text = f"Generating: {job.progress}/{total or '?'} responses (job #{job.id})"
+        elif job.status == "done":
+            result = job.result or {}
+            summary = GenerateResult(
+                **{k: v for k, v in result.items() if k != "tokens_per_second"}
+            ).summary()
+            text = f"Job #{job.id} done: {summary}"
+        else:
+            text = f"Job #{job.id} {job.status}: {job.error or ''}".strip()
+        return JobStatus(job.id, job.status, job.progress, job.total, text)
+
+    def cancel_generation(self) -> bool:
+        job = self.ctx.store.latest_job("generate")
+        return bool(job and job.active and self.ctx.jobs.cancel(job.id))
