@@ -18,9 +18,7 @@ EXIT_OK, EXIT_USER = 0, 2
 
 # Commands whose feature lands with a later issue: the one line they print until then.
 PENDING = {
-    "import": "the annotation loop (prompt import)",
     "sft": "the annotation loop (demo SFT)",
-    "judge": "the annotation loop (judge)",
     "train": "DPO training",
     "eval": "evaluation",
     "export": "data import/export",
@@ -59,14 +57,23 @@ def _add_models(sub) -> None:
 
 
 def _add_pending(sub) -> None:
-    p = sub.add_parser("import", help="import prompts or preference data")
+    p = sub.add_parser(
+        "import",
+        help="import prompts (or preference data)",
+        description="Import prompts from JSONL (.gz), JSON, CSV, Parquet or a Hugging Face dataset; "
+        "rows need a `prompt` or `messages` column. The demo prompts: data/incidents.jsonl.",
+    )
     p.add_argument("source", metavar="FILE_OR_DATASET")
     p.add_argument(
         "--format",
         default="auto",
         choices=["auto", "prompts", "trl", "trl-conversational", "ultrafeedback", "hh-rlhf"],
     )
-    p.add_argument("--split", default=None, help="dataset split or train/heldout assignment")
+    p.add_argument(
+        "--split", default=None, help="dataset split to read, or train/heldout for rows naming none"
+    )
+    p.add_argument("--heldout-percent", type=float, default=10, help="share held out when rows name no split")
+    p.add_argument("--seed", type=int, default=0, help="recorded seed of the split assignment")
     p.add_argument("--skip-bad", action="store_true", help="skip and count malformed rows")
 
     p = sub.add_parser("sft", help="demo LoRA SFT on the gold answers")
@@ -96,13 +103,25 @@ def _add_pending(sub) -> None:
     p.add_argument("--strategy", choices=["temperatures", "fewshot"], default="temperatures")
     p.add_argument("--seed", type=int, default=0, help="recorded base seed (default 0)")
 
-    p = sub.add_parser("judge", help="LLM-judge suggestions for pairs")
-    p.add_argument("--judge", default="rule", choices=["rule", "anthropic"])
-    p.add_argument("--model", default="claude-opus-4-7")
-    p.add_argument("--rubric", metavar="FILE")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--batch", action="store_true", help="use the Message Batches API")
-    p.add_argument("--accept", action="store_true", help="store consistent verdicts as judge labels")
+    p = sub.add_parser(
+        "judge",
+        help="pre-judge pairs in both orders",
+        description="Judge suggestions for every unjudged pair.",
+    )
+    p.add_argument(
+        "--judge",
+        default="auto",
+        choices=["auto", "rule", "anthropic"],
+        help="auto: anthropic if a key is set",
+    )
+    p.add_argument("--model", default=None, help="Anthropic model (default claude-opus-4-7)")
+    p.add_argument("--rubric", metavar="FILE", help="rubric file (default: the demo triage rubric)")
+    p.add_argument("--limit", type=int, help="at most this many pairs")
+    p.add_argument(
+        "--batch", action="store_true", help="use the Message Batches API (half price, asynchronous)"
+    )
+    p.add_argument("--poll-interval", type=float, default=30.0, help="seconds between batch status checks")
+    p.add_argument("--accept", action="store_true", help="store position-consistent verdicts as judge labels")
 
     p = sub.add_parser("train", help="DPO-train a LoRA adapter on the confirmed triples")
     p.add_argument("--variant", default="sft")
@@ -205,13 +224,60 @@ def cmd_models(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    counts = _context(args).store.counts()
+    from annotate.stats import format_stats, labelling_stats
+
+    store = _context(args).store
+    counts = store.counts()
+    stats = labelling_stats(store.label_frame(), store.verdict_frame())
     if args.json:
-        print(json.dumps(counts, sort_keys=True))
+        print(json.dumps({"counts": counts, **stats}, sort_keys=True))
     else:
-        width = max(map(len, counts))
-        for key, value in counts.items():
-            print(f"{key.replace('_', ' '):<{width}}  {value}")
+        print(format_stats(counts, stats))
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    if args.format not in ("auto", "prompts"):
+        raise NotYetAvailable(f"--format {args.format} (preference data) arrives with data import/export")
+    from annotate.importer import import_prompts
+
+    ctx = _context(args)
+    bar = Bar("importing", "row")
+    try:
+        report = import_prompts(
+            ctx.store,
+            args.source,
+            skip_bad=args.skip_bad,
+            split=args.split,
+            heldout_percent=args.heldout_percent,
+            seed=args.seed,
+            progress=lambda done, total: bar(done, total or done),
+        )
+    finally:
+        bar.close()
+    print(report.summary())
+    return EXIT_OK
+
+
+def cmd_judge(args) -> int:
+    from annotate.judging import accept_consistent, judge_pending
+    from annotate.suggestions import Suggester
+    from models.judge import load_rubric, make_judge
+
+    rubric = load_rubric(args.rubric) if args.rubric else None
+    judge = make_judge(args.judge, model=args.model, rubric=rubric)
+    ctx = _context(args)
+    suggester = Suggester(ctx.store, judge)
+    bar = Bar("judging", "pair")
+    try:
+        report = judge_pending(
+            suggester, limit=args.limit, batch=args.batch, progress=bar, poll_interval=args.poll_interval
+        )
+    finally:
+        bar.close()
+    if args.accept:
+        report.accepted = accept_consistent(suggester)
+    print(report.summary(judge.label))
     return EXIT_OK
 
 
@@ -228,7 +294,8 @@ class Bar:
     def __init__(self, desc: str, unit: str):
         from tqdm import tqdm
 
-        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True)
+        # disable=None: a bar on a terminal only, so logs and captured stderr keep errors on one line.
+        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
 
     def __call__(self, done: int, total: int) -> None:
         self.bar.total = total
@@ -288,6 +355,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "models": cmd_models,
     "stats": cmd_stats,
     "generate": cmd_generate,
+    "judge": cmd_judge,
+    "import": cmd_import,
     **{name: cmd_pending for name in PENDING},
 }
 

@@ -89,18 +89,26 @@ class Suggester:
             )
         return PairVerdict.combine(verdicts.get("ab"), verdicts.get("ba"))
 
-    def compute(self, pair_id: int):
-        """Ask the judge (both orders, in screen terms) and store both verdicts in gen terms."""
-        from store import VerdictRow
-
+    def screen_texts(self, pair_id: int):
+        """(pair view, text shown as A, text shown as B)."""
         pair = self.store.get_pair_view(pair_id)
         swapped = self.order(pair_id).swapped
         left, right = (pair.text_b, pair.text_a) if swapped else (pair.text_a, pair.text_b)
-        verdict = self.judge.judge_pair(pair.messages, left, right, gold=pair.gold)
+        return pair, left, right
+
+    def compute(self, pair_id: int):
+        """Ask the judge (both orders, in screen terms) and store both verdicts in gen terms."""
+        pair, left, right = self.screen_texts(pair_id)
+        return self.store_verdict(pair_id, self.judge.judge_pair(pair.messages, left, right, gold=pair.gold))
+
+    def store_verdict(self, pair_id: int, verdict):
+        """Persist a screen-terms PairVerdict in gen terms; a failure is remembered, not stored, so it retries."""
+        from store import VerdictRow
+
         if verdict.status == "failed":
-            # Not stored: a later look-up retries. The annotator sees the failure, and labels anyway.
             self._errors[pair_id] = verdict.error or "judge failed"
             return verdict
+        swapped = self.order(pair_id).swapped
         rows = []
         for v in (verdict.ab, verdict.ba):
             winner, order = to_gen_terms(v.winner, v.position_order, swapped)

@@ -17,8 +17,10 @@ import duckdb
 from errors import MigrationError, StoreError, StoreLockedError
 
 from . import migrate
+from .import_queries import ImportQueries
 from .queries import Queries
 from .queue_queries import QueueQueries
+from .stats_queries import StatsQueries
 from .work_queries import WorkQueries
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
         pass  # DuckDB already ended the transaction when the statement or commit failed
 
 
-class Store(Queries, WorkQueries, QueueQueries):
+class Store(Queries, WorkQueries, QueueQueries, ImportQueries, StatsQueries):
     """The one DuckDB database; every thread gets its own cursor."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path | str, *, read_only: bool) -> None:

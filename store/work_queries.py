@@ -296,6 +296,19 @@ class WorkQueries:
         )
         return [int(r[0]) for r in rows]
 
+    def pairs_with_verdict(self, judge: str, model: str | None, rubric_hash: str) -> list[int]:
+        """Ids of pairs this judge, model and rubric has judged, oldest first."""
+        rows = (
+            self.cursor()
+            .execute(
+                "SELECT DISTINCT pair_id FROM judge_verdicts WHERE judge = ? AND model IS NOT DISTINCT FROM ? "
+                "AND rubric_hash = ? ORDER BY pair_id",
+                [judge, model, rubric_hash],
+            )
+            .fetchall()
+        )
+        return [int(r[0]) for r in rows]
+
     def add_verdicts(self, verdicts: Sequence[VerdictRow]) -> None:
         """Store verdicts (both orders of a pair together) in one transaction."""
 

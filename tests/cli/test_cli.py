@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,7 @@ def test_bad_flag_value_is_one_line_exit_2(tmp_path, capsys):
 
 @pytest.mark.parametrize("command", sorted(PENDING))
 def test_pending_commands_say_so_in_one_line(command, tmp_path, capsys):
-    argv = {"import": ["import", "x.jsonl"]}.get(command, [command])
+    argv = [command]
     assert main(["--home", str(tmp_path), *argv]) == 2
     assert "not available yet" in _one_line_error(capsys)
 
@@ -105,8 +106,9 @@ def test_models_add_missing_adapter_is_one_line(tmp_path, capsys):
 
 def test_stats_json(tmp_path, capsys):
     assert main(["--home", str(tmp_path), "stats", "--json"]) == 0
-    counts = json.loads(capsys.readouterr().out)
-    assert counts["prompts"] == 0 and counts["models"] == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"]["prompts"] == 0 and report["counts"]["models"] == 1
+    assert report["judge_human_agreement"]["suggestion_shown"]["n"] == 0
 
 
 def test_auth_parsing(tmp_path):
@@ -126,3 +128,21 @@ def test_cli_refuses_database_held_by_serve(tmp_path):
     err = result.stderr.strip()
     assert err.count("\n") == 0 and "Traceback" not in err, err
     assert str(proc.pid) in err and "serve" in err
+
+
+def test_import_demo_prompts_then_again_adds_nothing(tmp_path, capsys):
+    demo = str(Path(__file__).resolve().parents[2] / "data" / "incidents.jsonl")
+    assert main(["--home", str(tmp_path), "import", demo]) == 0
+    assert "340 imported" in capsys.readouterr().out
+    assert main(["--home", str(tmp_path), "import", demo]) == 0
+    assert "0 imported" in capsys.readouterr().out
+
+
+def test_import_bad_file_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "fine"}\n{"nope": 1}\n')
+    assert main(["--home", str(tmp_path / "h"), "import", str(bad)]) == 2
+    err = _one_line_error(capsys)
+    assert "bad.jsonl" in err and "2" in err
+    assert main(["--home", str(tmp_path / "h"), "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["prompts"] == 0

@@ -5,10 +5,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from store.migrate import MIGRATIONS_DIR
-
 from errors import MigrationError, StoreError
 from store import Store
+from store.migrate import MIGRATIONS_DIR
 
 DESIGN_TABLES = {
     "prompts",

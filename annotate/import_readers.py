@@ -1,0 +1,302 @@
+"""Raw records from prompt files (JSONL, JSON, CSV, Parquet) and Hugging Face datasets."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import logging
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+# Longest suffix first, so `.jsonl.gz` is not taken for `.gz`.
+FILE_KINDS = (
+    (".jsonl.gz", "jsonl"),
+    (".ndjson.gz", "jsonl"),
+    (".json.gz", "json"),
+    (".csv.gz", "csv"),
+    (".jsonl", "jsonl"),
+    (".ndjson", "jsonl"),
+    (".json", "json"),
+    (".csv", "csv"),
+    (".parquet", "parquet"),
+    (".pq", "parquet"),
+)
+SUPPORTED = "JSONL (.jsonl, .jsonl.gz), JSON (.json), CSV (.csv) or Parquet (.parquet)"
+# Markers `Dataset.save_to_disk` leaves in a folder; `load_dataset` refuses such folders.
+_SAVED_MARKERS = ("dataset_dict.json", "state.json")
+_PARQUET_BATCH = 10_000
+
+
+class RowProblem(Exception):
+    """A row that cannot become a prompt; `field` is None when the row as a whole is at fault."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+Record = tuple[int, "dict[str, Any] | RowProblem"]
+
+
+@dataclass
+class Opened:
+    """A source ready to read: its label for messages, its format, and its rows (numbered from 1)."""
+
+    label: str
+    format: str
+    records: Iterator[Record]
+    total: int | None = None
+
+
+def file_kind(path: Path) -> str | None:
+    """The format a file name announces, or None."""
+    name = path.name.lower()
+    return next((kind for suffix, kind in FILE_KINDS if name.endswith(suffix)), None)
+
+
+def looks_like_path(source: str) -> bool:
+    """True when a missing `source` was meant as a file, not a Hub dataset name like `org/name`."""
+    if source.startswith(("/", "./", "../", "~", "\\")) or "\\" in source:
+        return True
+    return file_kind(Path(source)) is not None or Path(source).suffix.lower() in (".txt", ".tsv", ".gz")
+
+
+def open_source(source: str, *, dataset_split: str | None = None) -> Opened:
+    """Open a file, a local dataset folder or a Hub dataset name; `dataset_split` applies to datasets."""
+    if not source or not source.strip():
+        raise UserInputError("no file or dataset given")
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _open_dataset(str(path), path.name or str(path), dataset_split, local=True)
+    if path.exists():
+        kind = file_kind(path)
+        if kind is None:
+            suffix = "".join(path.suffixes[-2:]) or "(none)"
+            raise UserInputError(f"{path.name}: unknown file type {suffix!r}; use {SUPPORTED}")
+        return Opened(path.name, kind, _read_file(path, kind))
+    if looks_like_path(source):
+        raise UserInputError(f"{source}: no such file; give {SUPPORTED}, or a Hugging Face dataset name")
+    return _open_dataset(source, source, dataset_split, local=False)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def _read_file(path: Path, kind: str) -> Iterator[Record]:
+    """Rows of a file; read errors become one line naming the file."""
+    label = path.name
+    try:
+        if kind == "parquet":
+            yield from _parquet(path, label)
+            return
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            if kind == "jsonl":
+                yield from _jsonl(fh)
+            elif kind == "json":
+                yield from _json(fh.read(), label)
+            else:
+                yield from _csv(fh, label)
+    except UserInputError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:  # missing permission, truncated or fake .gz
+        raise UserInputError(f"cannot read {label}: {_first_line(exc)}") from exc
+
+
+def _decode(raw: bytes) -> tuple[str, UnicodeDecodeError | None]:
+    """Decode strictly; on failure keep the bad bytes as surrogates so the row check can name the field."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return raw.decode("utf-8", "surrogateescape"), exc
+
+
+def _bad_utf8(exc: UnicodeDecodeError) -> str:
+    return f"invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at byte {exc.start + 1})"
+
+
+def _jsonl(fh: IO[bytes]) -> Iterator[Record]:
+    for lineno, raw in enumerate(fh, 1):
+        if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]  # a BOM some editors write; json.loads rejects it
+        if not raw.strip():
+            continue
+        text, bad = _decode(raw)
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            # Bytes that are not UTF-8 outside a string break the JSON too: name the real cause.
+            why = _bad_utf8(bad) if bad else f"not valid JSON ({_json_error(exc)})"
+            yield lineno, RowProblem(None, why)
+            continue
+        yield lineno, _as_object(value)
+
+
+def _json(raw: bytes, label: str) -> Iterator[Record]:
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if not raw.strip():
+        return
+    text, bad = _decode(raw)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" and exc.lineno > 1:
+            # One object per line saved as .json: read it as the JSON Lines it is.
+            log.info("%s holds one JSON object per line; reading it as JSONL", label)
+            yield from _jsonl(io.BytesIO(raw))
+            return
+        why = _bad_utf8(bad) if bad else f"not valid JSON ({exc.msg})"
+        raise UserInputError(f"{label} line {exc.lineno}, column {exc.colno}: {why}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise UserInputError(f"{label}: not valid JSON ({_json_error(exc)})") from exc
+    if not isinstance(value, list):
+        raise UserInputError(f"{label}: expected a JSON list of objects, got {describe(value)}")
+    for index, item in enumerate(value, 1):
+        yield index, _as_object(item)
+
+
+def _csv(fh: IO[bytes], label: str) -> Iterator[Record]:
+    # Prompts are long: the csv module's default 128 KiB cell limit would reject real rows.
+    csv.field_size_limit(1 << 30)
+    text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    reader = csv.reader(text)
+    row_number = 0
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        seen: set[str] = set()
+        for name in header:
+            if name in seen:
+                raise UserInputError(f"{label}: column {name!r} appears twice in the header")
+            seen.add(name)
+        for row_number, cells in enumerate(reader, 1):
+            if not any(cells):
+                continue  # a blank line
+            if len(cells) > len(header):
+                yield (
+                    row_number,
+                    RowProblem(None, f"{len(cells)} cells, but the header has {len(header)} columns"),
+                )
+                continue
+            yield row_number, dict(zip(header, cells, strict=False))
+    except csv.Error as exc:
+        raise UserInputError(f"{label} row {row_number + 1}: malformed CSV ({exc})") from exc
+
+
+def _parquet(path: Path, label: str) -> Iterator[Record]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        reader = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise UserInputError(f"cannot read {label}: {_first_line(exc)}") from exc
+    row_number = 0
+    try:
+        for batch in reader.iter_batches(batch_size=_PARQUET_BATCH):
+            try:
+                rows = batch.to_pylist()
+            except (UnicodeDecodeError, pa.ArrowException, ValueError):
+                rows = None  # some value does not convert: find its row and column below
+            for index in range(batch.num_rows):
+                row_number += 1
+                yield row_number, rows[index] if rows is not None else _parquet_row(batch, index)
+    except pa.ArrowException as exc:
+        raise UserInputError(f"cannot read {label} near row {row_number + 1}: {_first_line(exc)}") from exc
+
+
+def _parquet_row(batch: Any, index: int) -> dict[str, Any] | RowProblem:
+    row: dict[str, Any] = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            row[name] = column[index].as_py()
+        except UnicodeDecodeError as exc:
+            return RowProblem(name, _bad_utf8(exc))
+        except Exception as exc:  # noqa: BLE001 - Arrow raises many types for one unreadable value
+            return RowProblem(name, f"unreadable value ({_first_line(exc)})")
+    return row
+
+
+# -- Hugging Face datasets --------------------------------------------------------------------
+
+
+def _open_dataset(source: str, label: str, split: str | None, *, local: bool) -> Opened:
+    import datasets
+
+    split = split or "train"
+    folder = Path(source)
+    try:
+        if local and any((folder / marker).exists() for marker in _SAVED_MARKERS):
+            loaded = datasets.load_from_disk(source)
+            if isinstance(loaded, datasets.DatasetDict):
+                if split not in loaded:
+                    raise UserInputError(
+                        f"dataset {label} has no split {split!r}; it has {', '.join(sorted(loaded))}"
+                    )
+                loaded = loaded[split]
+        else:
+            loaded = datasets.load_dataset(source, split=split)
+    except UserInputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - datasets raises anything from ConnectionError to ValueError
+        where = "the folder" if local else "the Hub (offline?)"
+        raise UserInputError(f"cannot load dataset {label} from {where}: {_first_line(exc)}") from exc
+    if not isinstance(loaded, datasets.Dataset):
+        raise UserInputError(f"dataset {label}: expected one split, got {type(loaded).__name__}")
+    return Opened(label, "dataset", _dataset_rows(loaded), total=len(loaded))
+
+
+def _dataset_rows(ds: Any) -> Iterator[Record]:
+    for index, row in enumerate(ds, 1):
+        yield index, dict(row)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _as_object(value: Any) -> dict[str, Any] | RowProblem:
+    if isinstance(value, dict):
+        return value
+    return RowProblem(None, f"expected a JSON object, got {describe(value)}")
+
+
+def describe(value: Any) -> str:
+    """A short, one-line name for what a value is: 'a string', 'a list', 'null', ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _json_error(exc: BaseException) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

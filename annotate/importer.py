@@ -1,0 +1,246 @@
+"""Prompt import: read a file or dataset, validate every row, then store it in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from errors import UserInputError
+from store.import_queries import NewPrompt
+from store.queries import SPLITS
+
+from .import_readers import SUPPORTED, Opened, RowProblem, describe, looks_like_path, open_source
+from .import_rows import short, to_prompt
+
+if TYPE_CHECKING:
+    from store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_BAD_EXAMPLES = 5
+PROGRESS_EVERY = 1_000
+
+Progress = Callable[[int, int | None], None]
+
+__all__ = [
+    "SUPPORTED",
+    "ImportReport",
+    "ParsedFile",
+    "assign_split",
+    "import_prompts",
+    "preview_rows",
+    "read_prompt_rows",
+]
+
+
+@dataclass
+class ParsedFile:
+    """Every valid row of a source as prompts to store, plus what was skipped."""
+
+    source: str
+    format: str
+    rows: list[NewPrompt]
+    rows_read: int
+    skipped_bad: int = 0
+    bad_examples: list[str] = field(default_factory=list)
+    assigned: int = 0  # rows whose split came from the seed, not from the file
+    seed: int = 0
+    heldout_percent: float = 10
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did, for the CLI line and the Data tab."""
+
+    source: str
+    format: str
+    rows_read: int
+    inserted: int
+    duplicates: int
+    skipped_bad: int
+    bad_examples: list[str]
+    by_split: dict[str, int]
+    seed: int
+    heldout_percent: float
+
+    def summary(self) -> str:
+        """One line: `incidents.jsonl: 340 imported (train 279, heldout 61), 0 duplicates, ...`."""
+        splits = ", ".join(f"{s} {self.by_split.get(s, 0)}" for s in SPLITS)
+        return (
+            f"{self.source}: {self.inserted} imported ({splits}), {self.duplicates} duplicate(s) skipped, "
+            f"{self.skipped_bad} bad row(s) skipped"
+        )
+
+
+def assign_split(content_hash: str, *, seed: int, heldout_percent: float) -> str:
+    """The split of a prompt whose file names none: a pure function of seed and content."""
+    digest = hashlib.sha256(f"{seed}:{content_hash}".encode()).digest()
+    return "heldout" if int.from_bytes(digest[:8], "big") % 100 < heldout_percent else "train"
+
+
+def read_prompt_rows(
+    source: str,
+    *,
+    split: str | None = None,
+    heldout_percent: float = 10,
+    seed: int = 0,
+    skip_bad: bool = False,
+    progress: Progress | None = None,
+) -> ParsedFile:
+    """Parse and validate every row of `source`; a bad row raises one line, or is counted with `skip_bad`."""
+    # `split` names a Hugging Face dataset's split (default "train"); for a file it may be train or
+    # heldout, and then goes to the rows that name no split of their own (instead of the seed).
+    _check_options(heldout_percent, seed)
+    opened, forced = _open(source, split)
+    parsed = ParsedFile(opened.label, opened.format, [], 0, seed=seed, heldout_percent=heldout_percent)
+    for _, result in _prompts(opened, forced, seed, heldout_percent):
+        parsed.rows_read += 1
+        if isinstance(result, str):
+            if not skip_bad:
+                raise UserInputError(result)
+            parsed.skipped_bad += 1
+            if len(parsed.bad_examples) < MAX_BAD_EXAMPLES:
+                parsed.bad_examples.append(result)
+        else:
+            prompt, was_assigned = result
+            parsed.rows.append(prompt)
+            parsed.assigned += was_assigned
+        if progress is not None and parsed.rows_read % PROGRESS_EVERY == 0:
+            progress(parsed.rows_read, opened.total)
+    if parsed.rows_read == 0:
+        raise UserInputError(f"{opened.label}: no rows to import (the {_what(opened)} is empty)")
+    if progress is not None and parsed.rows_read % PROGRESS_EVERY:
+        progress(parsed.rows_read, opened.total)
+    if parsed.skipped_bad:
+        log.warning(
+            "%s: skipped %d bad row(s), e.g. %s", opened.label, parsed.skipped_bad, parsed.bad_examples[0]
+        )
+    return parsed
+
+
+def import_prompts(
+    store: Store,
+    source: str,
+    *,
+    skip_bad: bool = False,
+    split: str | None = None,
+    heldout_percent: float = 10,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Import prompts from a file or dataset: parse everything first, then write in one transaction."""
+    parsed = read_prompt_rows(
+        source, split=split, heldout_percent=heldout_percent, seed=seed, skip_bad=skip_bad, progress=progress
+    )
+    counts = store.add_prompts_bulk(parsed.rows, source=parsed.source)
+    report = ImportReport(
+        source=parsed.source,
+        format=parsed.format,
+        rows_read=parsed.rows_read,
+        inserted=counts.inserted,
+        duplicates=counts.duplicates,
+        skipped_bad=parsed.skipped_bad,
+        bad_examples=list(parsed.bad_examples),
+        by_split={s: counts.by_split.get(s, 0) for s in SPLITS},
+        seed=seed,
+        heldout_percent=heldout_percent,
+    )
+    log.info("%s (split seed %d, %s%% held out when unnamed)", report.summary(), seed, heldout_percent)
+    return report
+
+
+def preview_rows(
+    source: str, n: int = 5, *, split: str | None = None, heldout_percent: float = 10, seed: int = 0
+) -> list[dict]:
+    """The first `n` rows as the import would store them; bad rows show their error instead."""
+    _check_options(heldout_percent, seed)
+    opened, forced = _open(source, split)
+    shown: list[dict] = []
+    if n <= 0:
+        return shown
+    for number, result in _prompts(opened, forced, seed, heldout_percent):
+        if isinstance(result, str):
+            shown.append({"row": number, "error": result})
+        else:
+            prompt, _ = result
+            shown.append(
+                {
+                    "row": number,
+                    "messages": prompt.messages,
+                    "split": prompt.split,
+                    "gold": prompt.gold,
+                    "meta": prompt.meta,
+                }
+            )
+        if len(shown) >= n:
+            break
+    return shown
+
+
+# -- parsing ----------------------------------------------------------------------------------
+
+RowResult = tuple[NewPrompt, bool] | str
+
+
+def _check_options(heldout_percent: float, seed: int) -> None:
+    if isinstance(heldout_percent, bool) or not isinstance(heldout_percent, int | float):
+        raise UserInputError(
+            f"held-out percent must be a number from 0 to 100, got {describe(heldout_percent)}"
+        )
+    if not 0 <= heldout_percent <= 100:
+        raise UserInputError(f"held-out percent must be from 0 to 100, got {heldout_percent}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserInputError(f"split seed must be an integer, got {describe(seed)}")
+
+
+def _open(source: str, split: str | None) -> tuple[Opened, str | None]:
+    """Open `source`; also returns the split a file's unlabelled rows get (None: the seed decides)."""
+    if split is not None and not isinstance(split, str):
+        raise UserInputError(f"split must be a name, got {describe(split)}")
+    source = os.fspath(source)
+    path = Path(source).expanduser()
+    if path.is_file() or (not path.exists() and looks_like_path(source)):
+        if split is not None and split not in SPLITS:
+            raise UserInputError(
+                f"{path.name}: a file has no dataset splits; split must be train or heldout, got {split!r}"
+            )
+        return open_source(source), split
+    return open_source(source, dataset_split=split), None
+
+
+def _what(opened: Opened) -> str:
+    return "dataset split" if opened.format == "dataset" else "file"
+
+
+def _prompts(
+    opened: Opened, forced: str | None, seed: int, heldout_percent: float
+) -> Iterator[tuple[int, RowResult]]:
+    """Each row as (prompt, split was assigned) or as its one-line error."""
+    for number, record in opened.records:
+        try:
+            if isinstance(record, RowProblem):
+                raise record
+            prompt, assigned = to_prompt(record, forced)
+            if assigned:
+                chosen = assign_split(prompt.content_hash, seed=seed, heldout_percent=heldout_percent)
+                if chosen != prompt.split:
+                    prompt = replace(prompt, split=chosen)
+        except RowProblem as problem:
+            yield number, _row_message(opened.label, number, problem)
+            continue
+        except RecursionError:  # a pathological nesting the depth check did not reach
+            yield number, _row_message(opened.label, number, RowProblem(None, "nested too deeply"))
+            continue
+        yield number, (prompt, assigned)
+
+
+def _row_message(label: str, number: int, problem: RowProblem) -> str:
+    where = f"{label} row {number}"
+    if problem.field is not None:
+        where += f", field {short(problem.field)}"
+    return f"{where}: {problem.message}"
