@@ -28,12 +28,188 @@ def eval_empty_state() -> str:
     return empty_state("No eval runs yet", steps)
 
 
-def build_arena_tab(ctx: Context, demo: gr.Blocks) -> None:
-    """Widgets and events of the Arena tab."""
+ARENA_BUTTONS = (
+    ("left", "arena-vote-left", "Left is better  [1]", "primary"),
+    ("right", "arena-vote-right", "Right is better  [2]", "primary"),
+    ("tie", "arena-vote-tie", "Tie  [3]", "secondary"),
+    ("both_bad", "arena-vote-both-bad", "Both bad  [4]", "secondary"),
+)
+
+
+def build_arena_tab(ctx: Context, demo: gr.Blocks):
+    """Widgets and events of the Arena tab; the battle (with identities) stays in server-side State."""
+    from annotate.ui import render_prompt
+    from errors import PrefLabError
+    from evaluate.arena import ArenaService, Matchup
+
+    svc = ArenaService(ctx)
+    # gr.State never leaves the server: the battle, with its variants, is held here until the vote.
+    battle_state = gr.State(None)
+    matchup_state = gr.State(None)
+
     status = gr.Markdown(elem_id="arena-empty", elem_classes=["empty-state"])
-    demo.load(
-        lambda: {status: arena_empty_state(len(ctx.store.list_models()))}, outputs=[status], api_name=False
-    )
+    with gr.Row():
+        voter = gr.Textbox(value="voter", label="Your name", elem_id="arena-voter", max_length=64, scale=1)
+        prepare = gr.Button("Prepare responses", elem_id="arena-prepare", scale=0, min_width=200)
+        choose = gr.Button("Choose variants", elem_id="arena-choose", scale=0, min_width=200)
+    with gr.Row(visible=False) as chooser:
+        pick_a = gr.Dropdown(label="Variant 1", elem_id="arena-variant-a", choices=[])
+        pick_b = gr.Dropdown(label="Variant 2", elem_id="arena-variant-b", choices=[])
+        pick_set = gr.Dropdown(
+            ["heldout", "train"], value="heldout", label="Prompts", elem_id="arena-prompt-set"
+        )
+        use = gr.Button("Use this matchup", elem_id="arena-use", scale=0)
+    job_line = gr.Markdown(elem_id="arena-job")
+    with gr.Column(visible=False) as battle_col:
+        prompt = gr.Textbox(label="Prompt", elem_id="arena-prompt", interactive=False, lines=3, max_lines=12)
+        leak = gr.Markdown(elem_id="arena-leak")
+        with gr.Row(equal_height=True):
+            left = gr.Textbox(label="Left", elem_id="arena-left", interactive=False, lines=8, max_lines=30)
+            right = gr.Textbox(label="Right", elem_id="arena-right", interactive=False, lines=8, max_lines=30)
+        with gr.Row():
+            buttons = {v: gr.Button(t, elem_id=e, variant=k, size="lg") for v, e, t, k in ARENA_BUTTONS}
+        gr.Markdown("Keys: `1` left · `2` right · `3` tie · `4` both bad", elem_classes=["kbd-help"])
+    reveal = gr.Markdown(elem_id="arena-reveal")
+    results = gr.Markdown(elem_id="arena-results")
+    timer = gr.Timer(3.0)
+
+    def current_matchup(m):
+        return m if m is not None else svc.default_matchup()
+
+    def show(battle, m, *, reveal_text=None, results_text=None) -> dict:
+        out = {battle_state: battle, matchup_state: m}
+        if reveal_text is not None:
+            out[reveal] = reveal_text
+        if results_text is not None:
+            out[results] = results_text
+        if battle is None:
+            n = len(svc.variants())
+            empty = (
+                arena_empty_state(n)
+                if m is None
+                else (
+                    "### No battle ready\n\nPress **Prepare responses** to generate both variants' answers "
+                    "(cached); battles open as they land."
+                )
+            )
+            out.update(
+                {
+                    status: empty,
+                    battle_col: gr.Column(visible=False),
+                    prompt: "",
+                    left: "",
+                    right: "",
+                    leak: "",
+                }
+            )
+            return out
+        out.update(
+            {
+                status: "",
+                battle_col: gr.Column(visible=True),
+                prompt: render_prompt(battle.prompt),
+                left: battle.left_text,
+                right: battle.right_text,
+                leak: "⚠️ A response names a model or adapter (identity leak)." if battle.leak else "",
+            }
+        )
+        return out
+
+    outputs = [battle_state, matchup_state, status, battle_col, prompt, left, right, leak, reveal, results]
+
+    def on_load(name, m):
+        m = current_matchup(m)
+        try:
+            return show(svc.next_battle(name.strip() or "voter", m) if m else None, m)
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return show(None, m)
+
+    def make_vote(vote: str):
+        def on_vote(name, battle, m, request: gr.Request):
+            if battle is None:
+                return {}
+            who = getattr(request, "username", None) or name.strip() or "voter"
+            try:
+                text = svc.vote(who, battle, vote)
+            except PrefLabError as exc:
+                gr.Warning(str(exc))
+                return {}
+            # The reveal travels alone; the next battle follows in its own message (see .then below).
+            return {battle_state: None, reveal: text, results: svc.results(m)}
+
+        return on_vote
+
+    def on_next(name, battle, m, request: gr.Request):
+        if battle is not None:
+            return {}
+        who = getattr(request, "username", None) or name.strip() or "voter"
+        return show(svc.next_battle(who, m) if m else None, m)
+
+    def on_prepare(m):
+        m = current_matchup(m)
+        if m is None:
+            gr.Warning("Register at least two variants first.")
+            return {}
+        try:
+            job = svc.prepare(m)
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return {}
+        return {matchup_state: m, job_line: f"Preparing responses (job #{job})…"}
+
+    def on_choose():
+        names = svc.variants()
+        return {
+            chooser: gr.Row(visible=True),
+            pick_a: gr.Dropdown(choices=names, value=None),
+            pick_b: gr.Dropdown(choices=names, value=None),
+        }
+
+    def on_use(a, b, prompt_set, name):
+        try:
+            m = Matchup(a, b, prompt_set)
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return {}
+        return {
+            **show(
+                svc.next_battle(name.strip() or "voter", m), m, reveal_text="", results_text=svc.results(m)
+            ),
+            chooser: gr.Row(visible=False),
+        }
+
+    def on_tick(name, battle, m):
+        job = ctx.store.latest_job("eval")
+        out = {}
+        if job is not None and job.params.get("arena"):
+            out[job_line] = (
+                f"Preparing responses: {job.progress}/{job.total or '?'} (job #{job.id})"
+                if job.active
+                else f"Responses ready (job #{job.id} {job.status})."
+            )
+        if battle is None and (m := current_matchup(m)) is not None:
+            nxt = svc.next_battle(name.strip() or "voter", m)
+            if nxt is not None:
+                out.update(show(nxt, m))
+        return out
+
+    for vote, button in buttons.items():
+        button.click(
+            make_vote(vote),
+            [voter, battle_state, matchup_state],
+            [battle_state, reveal, results],
+            api_name=f"arena_vote_{vote}",
+            concurrency_limit=16,
+            concurrency_id="arena-votes",
+            show_progress="hidden",
+        ).then(on_next, [voter, battle_state, matchup_state], outputs, api_name=False, show_progress="hidden")
+    prepare.click(on_prepare, [matchup_state], [matchup_state, job_line], api_name="arena_prepare")
+    choose.click(on_choose, None, [chooser, pick_a, pick_b], api_name=False)
+    use.click(on_use, [pick_a, pick_b, pick_set, voter], [*outputs, chooser], api_name=False)
+    timer.tick(on_tick, [voter, battle_state, matchup_state], [job_line, *outputs], api_name=False)
+    demo.load(on_load, [voter, matchup_state], outputs, api_name=False)
+    return svc
 
 
 def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:

@@ -1,0 +1,177 @@
+"""The blind arena: battles between two variants, votes, reveals and the running result."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+from dataclasses import dataclass
+
+from errors import UserInputError
+from evaluate.responses import ResponseParams, ensure_responses
+
+log = logging.getLogger(__name__)
+
+VOTES = ("left", "right", "tie", "both_bad")
+# Words that give a model away when a response names itself.
+_LEAK_WORDS = ("smollm", "sft", "dpo", "lora", "adapter", "fine-tuned", "finetuned")
+
+
+@dataclass(frozen=True)
+class Battle:
+    """One blind battle; lives only on the server (gr.State) until the vote."""
+
+    prompt_id: int
+    prompt: list[dict]
+    left_text: str
+    right_text: str
+    left_gen: int
+    right_gen: int
+    seed: int
+    left_variant: str
+    right_variant: str
+    leak: bool  # a response names a model or adapter
+
+
+@dataclass(frozen=True)
+class Matchup:
+    a: str
+    b: str
+    prompt_set: str = "heldout"
+
+    def __post_init__(self):
+        if self.a == self.b:
+            raise UserInputError(f"pick two different variants, got {self.a!r} twice")
+        if self.prompt_set not in ("heldout", "train"):
+            raise UserInputError(f"prompt set must be heldout or train, got {self.prompt_set!r}")
+
+
+def battle_seed(base_seed: int, voter: str, prompt_id: int, matchup: Matchup) -> int:
+    """Recorded seed of a battle's screen order: a pure function of who, what and which matchup."""
+    text = f"{base_seed}:{voter}:{prompt_id}:{matchup.a}:{matchup.b}"
+    return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+
+
+def names_a_model(text: str, variants: tuple[str, ...]) -> bool:
+    """Whether a response names a model, an adapter or one of the compared variants."""
+    low = text.lower()
+    if any(v.lower() in low for v in variants if len(v) > 2):
+        return True
+    return any(re.search(rf"\b{re.escape(w)}\b", low) for w in _LEAK_WORDS)
+
+
+class ArenaService:
+    """Battles for the Arena tab; identities leave the server only in a reveal, after the vote."""
+
+    def __init__(self, ctx, *, params: ResponseParams | None = None, base_seed: int = 0):
+        self.ctx = ctx
+        self.store = ctx.store
+        self.params = params or ResponseParams()
+        self.base_seed = base_seed
+
+    def variants(self) -> list[str]:
+        return [m.name for m in self.store.list_models() if m.kind != "imported"]
+
+    def default_matchup(self) -> Matchup | None:
+        """`sft` vs the newest `sft+dpo@…`, else the two newest variants."""
+        models = [m for m in self.store.list_models() if m.kind != "imported"]
+        names = {m.name for m in models}
+        dpo = sorted((m for m in models if m.name.startswith("sft+dpo@")), key=lambda m: m.id)
+        if "sft" in names and dpo:
+            return Matchup("sft", dpo[-1].name)
+        # Trained variants first: the base model is registered on every first run and rarely the question.
+        ranked = sorted(models, key=lambda m: (m.kind != "base", m.id))[-2:]
+        return Matchup(ranked[0].name, ranked[1].name) if len(ranked) == 2 else None
+
+    def _prompts(self, matchup: Matchup):
+        prompts = self.store.list_prompts(split=matchup.prompt_set)
+        if not prompts:
+            raise UserInputError(f"no {matchup.prompt_set} prompts: import some first")
+        return prompts
+
+    def prepare(self, matchup: Matchup, *, limit: int | None = None) -> int:
+        """Generate both variants' responses in the background; battles open as they land."""
+        for name in (matchup.a, matchup.b):
+            if self.store.get_model(name) is None:
+                raise UserInputError(f"no variant named {name!r}")
+        prompts = self._prompts(matchup)[:limit]
+
+        def body(handle) -> dict:
+            total = 2 * len(prompts)
+            for i, name in enumerate((matchup.a, matchup.b)):
+                ensure_responses(
+                    self.store,
+                    self.ctx.generator,
+                    name,
+                    prompts,
+                    self.params,
+                    progress=lambda done, _n, i=i: handle.progress(i * len(prompts) + done, total),
+                    should_stop=lambda: handle.cancelled,
+                )
+            return {"prompts": len(prompts), "variants": [matchup.a, matchup.b]}
+
+        return self.ctx.jobs.start("eval", {"arena": [matchup.a, matchup.b], "prompts": len(prompts)}, body)
+
+    def next_battle(self, voter: str, matchup: Matchup) -> Battle | None:
+        """A prompt with both responses ready that this voter has not judged yet; None when none is."""
+        a, b = self.store.get_model(matchup.a), self.store.get_model(matchup.b)
+        if a is None or b is None:
+            return None
+        prompts = {p.id: p for p in self._prompts(matchup)}
+        ready = self.store.arena_candidates(a.id, b.id, self.params.cell(), list(prompts))
+        seen = self.store.voted_generation_pairs(voter)
+        fresh = [r for r in ready if frozenset((r[1], r[2])) not in seen]
+        if not fresh:
+            return None
+        # A per-voter order, so two voters do not walk the prompts in lockstep.
+        fresh.sort(key=lambda r: battle_seed(self.base_seed, voter, r[0], matchup))
+        prompt_id, gen_a, gen_b = fresh[0]
+        seed = battle_seed(self.base_seed, voter, prompt_id, matchup)
+        texts = self.store.generation_texts([gen_a, gen_b])
+        a_left = random.Random(seed).random() < 0.5
+        left, right = (
+            ((gen_a, matchup.a), (gen_b, matchup.b)) if a_left else ((gen_b, matchup.b), (gen_a, matchup.a))
+        )
+        variants = (matchup.a, matchup.b)
+        return Battle(
+            prompt_id,
+            prompts[prompt_id].messages,
+            texts[left[0]],
+            texts[right[0]],
+            left[0],
+            right[0],
+            seed,
+            left[1],
+            right[1],
+            names_a_model(texts[gen_a], variants) or names_a_model(texts[gen_b], variants),
+        )
+
+    def vote(self, voter: str, battle: Battle, vote: str) -> str:
+        """Store the vote; returns the reveal line (the first moment identities reach the browser)."""
+        if vote not in VOTES:
+            raise UserInputError(f"vote must be one of {', '.join(VOTES)}, got {vote!r}")
+        self.store.add_battle(battle.prompt_id, battle.left_gen, battle.right_gen, battle.seed, voter, vote)
+        picked = {"left": battle.left_variant, "right": battle.right_variant}.get(vote)
+        verdict = f"you preferred **{picked}**" if picked else f"you voted {vote.replace('_', ' ')}"
+        return f"Left was **{battle.left_variant}**, right was **{battle.right_variant}**: {verdict}."
+
+    def results(self, matchup: Matchup) -> str:
+        """Markdown: win rate with its interval, position bias and the length-controlled rate."""
+        from evaluate.ratings import length_controlled_win_rate, position_bias, win_rate
+
+        frame = self.store.battle_frame()
+        pair = frame[
+            ((frame["left"] == matchup.a) & (frame["right"] == matchup.b))
+            | ((frame["left"] == matchup.b) & (frame["right"] == matchup.a))
+        ]
+        if pair.empty:
+            return "No votes in this matchup yet."
+        lines = [f"**{win_rate(pair, matchup.b, matchup.a).summary()}**"]
+        lines.append(f"Position bias: {position_bias(pair)['summary']}")
+        try:
+            lines.append(f"Length: {length_controlled_win_rate(pair, matchup.b, matchup.a).summary()}")
+        except Exception as exc:  # too few votes for the regression: say so instead of failing the tab
+            lines.append(f"Length-controlled rate: not yet ({exc})")
+        lines.append(f"{len(pair)} votes from {pair['voter'].nunique()} voter(s).")
+        return "\n\n".join(lines)
