@@ -1,0 +1,74 @@
+"""The demo SFT service and the end-to-end CLI flow import -> sft -> generate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from errors import UserInputError
+from tests.serving import run_cli
+from train.sft_config import SFTRunConfig
+from train.sft_service import run_demo_sft
+
+DEMO = Path(__file__).resolve().parents[2] / "data" / "incidents.jsonl"
+
+
+@pytest.fixture
+def ctx(tmp_path, tiny_base_dir):
+    from context import AppConfig, build_context
+
+    c = build_context(AppConfig(home=tmp_path / "home"))
+    c.store.add_model("tiny", str(tiny_base_dir), [], "base")
+    for i in range(6):
+        c.store.add_prompt(
+            [{"role": "user", "content": f"Triage report {i}: the api is down"}],
+            "t",
+            "train",
+            gold={"answer": f"Severity: SEV{i % 4 + 1}", "severity": f"SEV{i % 4 + 1}"},
+        )
+    yield c
+    c.store.close()
+
+
+def test_sft_registers_variant_and_records_run(ctx):
+    steps = []
+    result = run_demo_sft(
+        ctx, SFTRunConfig(epochs=1, batch_size=2), base="tiny", progress=lambda s, n, _l: steps.append((s, n))
+    )
+    assert result["variant"] == "sft" and result["steps"] == 3 and steps[-1] == (3, 3)
+    sft = ctx.store.get_model("sft")
+    assert (
+        sft.kind == "sft"
+        and len(sft.adapters) == 1
+        and Path(sft.adapters[0], "adapter_config.json").is_file()
+    )
+    run = ctx.store.get_run(result["run_id"])
+    assert run.status == "done" and run.kind == "sft" and run.dataset_hash
+    # The registered variant loads through the pool like any other and differs from the base.
+    tuned = ctx.generator.get("sft")
+    assert tuned.fingerprint != ctx.generator.get("tiny").fingerprint
+
+
+def test_sft_refuses_without_gold_or_on_name_clash(ctx, tmp_path):
+    with pytest.raises(UserInputError, match="already exists"):
+        run_demo_sft(ctx, SFTRunConfig(), base="tiny", output_name="tiny")
+    with pytest.raises(UserInputError, match="no variant"):
+        run_demo_sft(ctx, SFTRunConfig(), base="nope")
+
+
+@pytest.mark.slow
+def test_cli_import_sft_generate_on_the_real_model(tmp_path):
+    home = tmp_path / "home"
+    assert run_cli("import", str(DEMO), home=home).returncode == 0
+    sft = run_cli("sft", "--limit", "8", "--batch-size", "4", home=home, timeout=600)
+    assert sft.returncode == 0, sft.stderr
+    assert "registered variant `sft`" in sft.stdout
+    gen = run_cli(
+        "generate", "--limit", "2", "--max-new-tokens", "48", "--batch-size", "4", home=home, timeout=600
+    )
+    assert gen.returncode == 0, gen.stderr
+    assert "4 responses" in gen.stdout
+    stats = json.loads(run_cli("stats", "--json", home=home).stdout)
+    assert stats["counts"]["generations"] == 4

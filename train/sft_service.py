@@ -1,0 +1,76 @@
+"""The demo SFT run: LoRA SFT of a base variant on the gold answers, registered as the `sft` variant."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from errors import UserInputError
+from train.sft_config import SFTRunConfig
+
+log = logging.getLogger(__name__)
+
+
+def run_demo_sft(
+    ctx,
+    cfg: SFTRunConfig,
+    *,
+    base: str = "base",
+    output_name: str = "sft",
+    progress: Callable[[int, int, dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict:
+    """Train, then register `output_name` = base + the new adapter; the run is recorded in `runs`."""
+    from train.sft import run_sft, sft_examples_from_prompts
+
+    store = ctx.store
+    base_row = store.get_model(base)
+    if base_row is None:
+        raise UserInputError(f"no variant named {base!r} to fine-tune (see `launch.py models list`)")
+    if store.get_model(output_name) is not None:
+        raise UserInputError(
+            f"a variant named {output_name!r} already exists; pick another with --output-name"
+        )
+    examples = sft_examples_from_prompts(store.list_prompts(split="train"))
+    if cfg.limit is not None:
+        examples = examples[: cfg.limit]
+    if len(examples) < 2:
+        raise UserInputError(
+            f"need train prompts with gold answers for SFT, found {len(examples)}: load the demo prompts first"
+        )
+    digest = hashlib.sha256(json.dumps(examples, sort_keys=True).encode()).hexdigest()[:16]
+    run = store.create_run(
+        "sft",
+        {
+            **cfg.__dict__,
+            "target_modules": list(cfg.target_modules),
+            "base": base,
+            "output_name": output_name,
+        },
+        dataset_hash=digest,
+        model_id=base_row.id,
+        ref_model_id=None,
+        status="running",
+    )
+    out_dir = Path(ctx.cfg.paths.runs) / f"sft-{run.id}"
+    try:
+        model = ctx.generator.get(base)
+        result = run_sft(model, examples, out_dir, cfg, progress=progress, should_stop=should_stop)
+    except BaseException as exc:
+        status = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+        store.update_run(run.id, status=status, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        raise
+    summary = {
+        "steps": result.steps,
+        "train_loss": result.train_loss,
+        "seconds": round(result.seconds, 1),
+        "examples": result.n_examples,
+        "stopped": result.stopped,
+    }
+    store.update_run(run.id, status="done", adapter_path=str(result.adapter_path), result=summary)
+    store.add_model(output_name, base_row.base, [*base_row.adapters, str(result.adapter_path)], "sft")
+    log.info("registered %s from SFT run %s", output_name, run.id)
+    return {"run_id": run.id, "variant": output_name, **summary}
