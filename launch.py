@@ -19,8 +19,6 @@ EXIT_OK, EXIT_USER = 0, 2
 # Commands whose feature lands with a later issue: the one line they print until then.
 PENDING = {
     "train": "DPO training",
-    "eval": "evaluation",
-    "export": "data import/export",
 }
 
 
@@ -140,11 +138,12 @@ def _add_pending(sub) -> None:
     p.add_argument("--limit", type=int)
     p.add_argument("--preset", choices=["demo", "default"], default="default")
 
-    p = sub.add_parser("eval", help="automatic N-way eval on held-out prompts")
-    p.add_argument("--variants", default="base,sft,sft+dpo")
-    p.add_argument("--prompts", default="heldout")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--judge", default="rule", choices=["rule", "anthropic"])
+    p = sub.add_parser(
+        "eval", help="automatic N-way eval on held-out prompts", description="Generate, score and tabulate."
+    )
+    from evaluate.eval_cli import add_eval_arguments
+
+    add_eval_arguments(p)
 
     p = sub.add_parser("export", help="export the dataset (JSONL, Parquet, Hub) or an adapter")
     p.add_argument("--format", choices=["jsonl", "parquet"])
@@ -153,6 +152,9 @@ def _add_pending(sub) -> None:
     p.add_argument("--private", action="store_true")
     p.add_argument("--dry-run", metavar="DIR")
     p.add_argument("--adapter", metavar="RUN")
+    from annotate.data_cli import add_export_arguments
+
+    add_export_arguments(p)
 
 
 def build_parser() -> CliParser:
@@ -244,26 +246,21 @@ def cmd_stats(args) -> int:
 
 
 def cmd_import(args) -> int:
-    if args.format not in ("auto", "prompts"):
-        raise NotYetAvailable(f"--format {args.format} (preference data) arrives with data import/export")
-    from annotate.importer import import_prompts
+    from annotate.data_cli import cmd_import_preferences
 
-    ctx = _context(args)
-    bar = Bar("importing", "row")
-    try:
-        report = import_prompts(
-            ctx.store,
-            args.source,
-            skip_bad=args.skip_bad,
-            split=args.split,
-            heldout_percent=args.heldout_percent,
-            seed=args.seed,
-            progress=lambda done, total: bar(done, total or done),
-        )
-    finally:
-        bar.close()
-    print(report.summary())
-    return EXIT_OK
+    return cmd_import_preferences(args, _context(args))
+
+
+def cmd_export(args) -> int:
+    from annotate.data_cli import cmd_export as run_export
+
+    return run_export(args, _context(args))
+
+
+def cmd_eval(args) -> int:
+    from evaluate.eval_cli import cmd_eval as run_eval_command
+
+    return run_eval_command(args, _context(args))
 
 
 def cmd_sft(args) -> int:
@@ -391,6 +388,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "judge": cmd_judge,
     "import": cmd_import,
     "sft": cmd_sft,
+    "export": cmd_export,
+    "eval": cmd_eval,
     **{name: cmd_pending for name in PENDING},
 }
 

@@ -17,10 +17,14 @@ import duckdb
 from errors import MigrationError, StoreError, StoreLockedError
 
 from . import migrate
+from .arena_queries import ArenaQueries
+from .data_queries import DataQueries
+from .eval_queries import EvalQueries
 from .import_queries import ImportQueries
 from .queries import Queries
 from .queue_queries import QueueQueries
 from .stats_queries import StatsQueries
+from .train_queries import TrainQueries
 from .work_queries import WorkQueries
 
 log = logging.getLogger(__name__)
@@ -93,7 +97,17 @@ def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
         pass  # DuckDB already ended the transaction when the statement or commit failed
 
 
-class Store(Queries, WorkQueries, QueueQueries, ImportQueries, StatsQueries):
+class Store(
+    Queries,
+    WorkQueries,
+    QueueQueries,
+    ImportQueries,
+    StatsQueries,
+    TrainQueries,
+    ArenaQueries,
+    DataQueries,
+    EvalQueries,
+):
     """The one DuckDB database; every thread gets its own cursor."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path | str, *, read_only: bool) -> None:

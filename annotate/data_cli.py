@@ -1,0 +1,178 @@
+"""The `import` and `export` commands' bodies, for launch.py to wire: `cmd_*(args, ctx) -> exit code`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from errors import UserInputError
+
+from .export import AGREEMENT, TIE_POLICIES, ExportFilters, export_dataset
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+DEFAULT_DATASET_NAME = "preflab-preferences"
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the export flags this module reads; flags the parser already has are left as they are."""
+    have = set(parser._option_string_actions)  # argparse has no public "has option" query
+
+    def add(flag: str, **kw) -> None:
+        if flag not in have:
+            parser.add_argument(flag, **kw)
+
+    add("--format", choices=["jsonl", "parquet"], help="file format (default: from --output's suffix)")
+    add("--output", metavar="PATH", help="write the triples to this .jsonl or .parquet file")
+    add(
+        "--hub",
+        metavar="ORG/NAME",
+        help="publish to this Hugging Face repo (dataset, or model with --adapter)",
+    )
+    add("--private", action="store_true", help="create the Hub repo as private")
+    add("--dry-run", metavar="DIR", help="write exactly the folder that would be uploaded, then stop")
+    add("--adapter", metavar="RUN", help="publish run RUN's trained adapter with a model card (needs --hub)")
+    add(
+        "--source",
+        action="append",
+        choices=["human", "judge", "import"],
+        help="only labels from this source; repeat for several (default: all)",
+    )
+    add("--annotator", action="append", help="only this annotator's labels; repeat for several")
+    add("--since", metavar="YYYY-MM-DD", help="only labels stored on or after this day")
+    add("--until", metavar="YYYY-MM-DD", help="only labels stored on or before this day")
+    add(
+        "--agreement",
+        choices=list(AGREEMENT),
+        default="any",
+        help="only labels that agree/disagree with the judge",
+    )
+    add("--ties", choices=list(TIE_POLICIES), default="drop", help="tie and both-bad labels (default: drop)")
+    add(
+        "--license",
+        default=None,
+        help="license for the Hub card (default: other for datasets, none for adapters)",
+    )
+    add("--dataset-repo", metavar="ORG/NAME", help="with --adapter: the dataset repo the card links to")
+
+
+def filters_from_args(args: argparse.Namespace) -> ExportFilters:
+    """The export filters the flags ask for."""
+    return ExportFilters(
+        sources=tuple(getattr(args, "source", None) or ()),
+        annotators=tuple(getattr(args, "annotator", None) or ()),
+        since=getattr(args, "since", None),
+        until=getattr(args, "until", None),
+        agreement=getattr(args, "agreement", None) or "any",
+        ties=getattr(args, "ties", None) or "drop",
+    )
+
+
+def cmd_export(args: argparse.Namespace, ctx) -> int:
+    """`launch.py export`: a file (--output), a Hub dataset (--hub), or an adapter (--adapter RUN --hub)."""
+    from . import hub
+
+    store = ctx.store
+    repo = getattr(args, "hub", None)
+    dry_run = getattr(args, "dry_run", None)
+    license = getattr(args, "license", None)
+    if repo:
+        hub.check_repo_id(repo)
+    if getattr(args, "adapter", None) is not None:
+        run_id = _run_id(args.adapter)
+        if not repo and not dry_run:
+            raise UserInputError("--adapter needs --hub ORG/NAME (or --dry-run DIR to see the folder)")
+        dataset_repo = getattr(args, "dataset_repo", None)
+        if dry_run:
+            folder = hub.build_adapter_folder(
+                store, run_id, dry_run, name=repo, dataset_repo=dataset_repo, license=license
+            )
+            print(f"dry run: {folder.summary()}; nothing uploaded")
+            return EXIT_OK
+        _, url = hub.publish_adapter(
+            store, run_id, repo, private=args.private, dataset_repo=dataset_repo, license=license
+        )
+        print(f"published run #{run_id}'s adapter to {repo}{' (private)' if args.private else ''}: {url}")
+        return EXIT_OK
+    filters = filters_from_args(args)
+    if repo or dry_run:
+        if getattr(args, "output", None):
+            raise UserInputError("give either --output PATH or --hub/--dry-run, not both")
+        if dry_run:
+            folder = hub.build_dataset_folder(
+                store,
+                dry_run,
+                filters,
+                name=repo or DEFAULT_DATASET_NAME,
+                private=args.private,
+                license=license or "other",
+            )
+            print(f"dry run: {folder.summary()}; nothing uploaded")
+            return EXIT_OK
+        folder, url = hub.publish_dataset(
+            store, repo, filters, private=args.private, license=license or "other"
+        )
+        rows = ", ".join(f"{s} {n}" for s, n in folder.rows.items())
+        print(f"published {rows} to {repo}{' (private)' if args.private else ''}: {url}")
+        return EXIT_OK
+    if not getattr(args, "output", None):
+        raise UserInputError(
+            "export needs --output PATH (.jsonl or .parquet), or --hub ORG/NAME, or --dry-run DIR"
+        )
+    report = export_dataset(store, args.output, format=getattr(args, "format", None), filters=filters)
+    print(report.summary())
+    return EXIT_OK
+
+
+def _run_id(value) -> int:
+    text = str(value).strip().lstrip("#")
+    if "@" in text:  # a variant name such as sft+dpo@7 names its run after the @
+        text = text.rsplit("@", 1)[1]
+    try:
+        return int(text)
+    except ValueError:
+        raise UserInputError(f"--adapter takes a run id (e.g. 3 or sft+dpo@3), got {value!r}") from None
+
+
+def cmd_import_preferences(args: argparse.Namespace, ctx) -> int:
+    """`launch.py import`: preference data in any supported format; prompt files go to the prompt importer."""
+    from .pref_import import import_preferences, preview_preferences
+
+    asked = fmt = getattr(args, "format", None) or "auto"
+    options = dict(
+        split=args.split, heldout_percent=args.heldout_percent, seed=args.seed, skip_bad=args.skip_bad
+    )
+    if fmt != "prompts":
+        preview = preview_preferences(args.source, 3, format=fmt, split=args.split)
+        print(preview.text())
+        fmt = preview.format
+    bar = _Bar("importing", "row")
+    try:
+        if fmt == "prompts":
+            from .importer import import_prompts
+
+            report = import_prompts(ctx.store, args.source, progress=bar, **options)
+        else:
+            report = import_preferences(ctx.store, args.source, format=asked, progress=bar, **options)
+    finally:
+        bar.close()
+    print(report.summary())
+    return EXIT_OK
+
+
+class _Bar:
+    """A tqdm bar fed with (done, total) callbacks; shown on a terminal only, so errors stay one line."""
+
+    def __init__(self, desc: str, unit: str) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
+
+    def __call__(self, done: int, total: int | None) -> None:
+        self.bar.total = total or done
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,310 @@
+"""Preference import: detect the format, validate every row, then store pairs and labels in one transaction."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from errors import UserInputError
+from store.data_queries import NewPreference
+from store.queries import SPLITS, content_hash
+
+from .import_readers import Opened, RowProblem, describe, looks_like_path, open_source
+from .importer import assign_split
+from .pref_formats import FORMATS, detect_format, parse_row
+
+if TYPE_CHECKING:
+    from store import Store
+
+log = logging.getLogger(__name__)
+
+DETECT_ROWS = 20
+MAX_BAD_EXAMPLES = 5
+PROGRESS_EVERY = 1_000
+
+Progress = Callable[[int, int | None], None]
+
+__all__ = [
+    "FORMATS",
+    "PrefImportReport",
+    "Preview",
+    "import_preferences",
+    "preview_preferences",
+    "read_preference_rows",
+]
+
+
+@dataclass
+class ParsedPreferences:
+    """Every valid row of a source as preferences to store, plus what was skipped."""
+
+    source: str
+    format: str
+    detected: str  # why this format: "forced with --format", or what detection saw
+    rows: list[NewPreference]
+    rows_read: int = 0
+    skipped_bad: int = 0
+    bad_examples: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PrefImportReport:
+    """What a preference import did, for the CLI line and the Data tab."""
+
+    source: str
+    format: str
+    detected: str
+    model: str
+    rows_read: int
+    inserted: int
+    duplicates: int
+    new_prompts: int
+    skipped_bad: int
+    bad_examples: list[str]
+    by_split: dict[str, int]
+    seed: int
+    heldout_percent: float
+
+    def summary(self) -> str:
+        """One line: `hh.jsonl (hh-rlhf): 120 pairs imported (train 108, heldout 12), ...`."""
+        splits = ", ".join(f"{s} {self.by_split.get(s, 0)}" for s in SPLITS)
+        return (
+            f"{self.source} ({self.format}): {self.inserted} pair(s) imported ({splits}; "
+            f"{self.new_prompts} new prompt(s)), {self.duplicates} duplicate(s) skipped, "
+            f"{self.skipped_bad} bad row(s) skipped"
+        )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The format an import would use, why, and its first rows as they would be stored."""
+
+    source: str
+    format: str
+    detected: str
+    rows: list[dict]
+
+    def text(self, width: int = 80) -> str:
+        """A few plain lines for the terminal."""
+        lines = [f"{self.source}: format {self.format} ({self.detected})"]
+        for row in self.rows:
+            if "error" in row:
+                lines.append(f"  row {row['row']}: {row['error']}")
+                continue
+            prompt = row["prompt"][-1]["content"] if row.get("prompt") else ""
+            lines.append(
+                f"  row {row['row']}: prompt {_clip(prompt, width)} ({len(row['prompt'])} message(s)) | "
+                f"chosen {_clip(row['chosen'], width // 2)} | rejected {_clip(row['rejected'], width // 2)}"
+            )
+        return "\n".join(lines)
+
+
+def _clip(text: str, n: int) -> str:
+    flat = " ".join(text.split())
+    return repr(flat if len(flat) <= n else flat[: n - 3] + "...")
+
+
+def read_preference_rows(
+    source: str,
+    *,
+    format: str = "auto",
+    split: str | None = None,
+    heldout_percent: float = 10,
+    seed: int = 0,
+    skip_bad: bool = False,
+    progress: Progress | None = None,
+) -> ParsedPreferences:
+    """Parse and validate every row; a bad row raises one line naming file, row and field, or is counted."""
+    _check_options(format, heldout_percent, seed)
+    opened, forced_split = _open(source, split)
+    fmt, detected, records = _format(opened, format)
+    if fmt == "prompts":
+        raise UserInputError(
+            f"{opened.label}: rows hold prompts only ({detected}); import them with --format prompts"
+        )
+    parsed = ParsedPreferences(opened.label, fmt, detected, [])
+    for number, record in records:
+        parsed.rows_read += 1
+        try:
+            row = _to_new(record, fmt, opened.label, number, forced_split, seed, heldout_percent)
+        except RowProblem as problem:
+            message = _row_message(opened.label, number, problem)
+            if not skip_bad:
+                raise UserInputError(message) from None
+            parsed.skipped_bad += 1
+            if len(parsed.bad_examples) < MAX_BAD_EXAMPLES:
+                parsed.bad_examples.append(message)
+        else:
+            parsed.rows.append(row)
+        if progress is not None and parsed.rows_read % PROGRESS_EVERY == 0:
+            progress(parsed.rows_read, opened.total)
+    if parsed.rows_read == 0:
+        raise UserInputError(f"{opened.label}: no rows to import (it is empty)")
+    if progress is not None and parsed.rows_read % PROGRESS_EVERY:
+        progress(parsed.rows_read, opened.total)
+    if parsed.skipped_bad:
+        log.warning(
+            "%s: skipped %d bad row(s), e.g. %s", opened.label, parsed.skipped_bad, parsed.bad_examples[0]
+        )
+    return parsed
+
+
+def import_preferences(
+    store: Store,
+    source: str,
+    *,
+    format: str = "auto",
+    split: str | None = None,
+    heldout_percent: float = 10,
+    seed: int = 0,
+    skip_bad: bool = False,
+    progress: Progress | None = None,
+) -> PrefImportReport:
+    """Import a preference file or dataset: parse everything first, then write it in one transaction."""
+    parsed = read_preference_rows(
+        source,
+        format=format,
+        split=split,
+        heldout_percent=heldout_percent,
+        seed=seed,
+        skip_bad=skip_bad,
+        progress=progress,
+    )
+    # The annotator is the dataset: its labels stay apart from every person's in stats and the queue.
+    counts = store.add_preferences_bulk(parsed.rows, source=parsed.source, annotator=parsed.source)
+    report = PrefImportReport(
+        source=parsed.source,
+        format=parsed.format,
+        detected=parsed.detected,
+        model=counts.model,
+        rows_read=parsed.rows_read,
+        inserted=counts.inserted,
+        duplicates=counts.duplicates,
+        new_prompts=counts.new_prompts,
+        skipped_bad=parsed.skipped_bad,
+        bad_examples=list(parsed.bad_examples),
+        by_split={s: counts.by_split.get(s, 0) for s in SPLITS},
+        seed=seed,
+        heldout_percent=heldout_percent,
+    )
+    log.info("%s (split seed %d, %s%% held out when unnamed)", report.summary(), seed, heldout_percent)
+    return report
+
+
+def preview_preferences(
+    source: str, n: int = 5, *, format: str = "auto", split: str | None = None
+) -> Preview:
+    """The detected (or forced) format and the first `n` rows as the import would read them."""
+    _check_options(format, 10, 0)
+    opened, _ = _open(source, split)
+    fmt, detected, records = _format(opened, format)
+    rows: list[dict] = []
+    if fmt == "prompts":
+        return Preview(opened.label, fmt, detected, rows)
+    for number, record in itertools.islice(records, max(n, 0)):
+        try:
+            if isinstance(record, RowProblem):
+                raise record
+            pref = parse_row(record, fmt)
+        except RowProblem as problem:
+            rows.append({"row": number, "error": _row_message(opened.label, number, problem)})
+            continue
+        rows.append(
+            {
+                "row": number,
+                "prompt": pref.messages,
+                "chosen": pref.chosen,
+                "rejected": pref.rejected,
+                "split": pref.split,
+                "score_chosen": pref.score_chosen,
+                "score_rejected": pref.score_rejected,
+            }
+        )
+    return Preview(opened.label, fmt, detected, rows)
+
+
+# -- internals --------------------------------------------------------------------------------
+
+
+def _check_options(format: str, heldout_percent: float, seed: int) -> None:
+    if format not in ("auto", *FORMATS):
+        raise UserInputError(f"--format must be auto or one of {', '.join(FORMATS)}; got {format!r}")
+    if isinstance(heldout_percent, bool) or not isinstance(heldout_percent, int | float):
+        raise UserInputError(
+            f"held-out percent must be a number from 0 to 100, got {describe(heldout_percent)}"
+        )
+    if not 0 <= heldout_percent <= 100:
+        raise UserInputError(f"held-out percent must be from 0 to 100, got {heldout_percent}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UserInputError(f"split seed must be an integer, got {describe(seed)}")
+
+
+def _open(source: str, split: str | None) -> tuple[Opened, str | None]:
+    """Open `source` as the prompt importer does; for a file, `split` is the split of rows naming none."""
+    if split is not None and not isinstance(split, str):
+        raise UserInputError(f"split must be a name, got {describe(split)}")
+    source = os.fspath(source)
+    path = Path(source).expanduser()
+    if path.is_file() or (not path.exists() and looks_like_path(source)):
+        if split is not None and split not in SPLITS:
+            raise UserInputError(
+                f"{path.name}: a file has no dataset splits; split must be train or heldout, got {split!r}"
+            )
+        return open_source(source), split
+    return open_source(source, dataset_split=split), None
+
+
+def _format(opened: Opened, forced: str) -> tuple[str, str, Iterator]:
+    """The format to use, why, and the records (the rows read for detection are put back in front)."""
+    if forced != "auto":
+        return forced, "forced with --format", opened.records
+    head = list(itertools.islice(opened.records, DETECT_ROWS))
+    if not head:
+        raise UserInputError(f"{opened.label}: no rows to import (it is empty)")
+    fmt, why = detect_format([r for _, r in head if isinstance(r, dict)], opened.label)
+    log.info("%s: detected format %s (%s)", opened.label, fmt, why)
+    return fmt, f"detected: {why}", itertools.chain(head, opened.records)
+
+
+def _to_new(
+    record, fmt: str, label: str, number: int, forced_split: str | None, seed: int, heldout_percent: float
+) -> NewPreference:
+    if isinstance(record, RowProblem):
+        raise record
+    try:
+        pref = parse_row(record, fmt)
+    except RecursionError:  # a pathological nesting the depth check did not reach
+        raise RowProblem(None, "nested too deeply") from None
+    split = pref.split or forced_split
+    if split is None:
+        # The same pure function of seed and content as the prompt importer: a prompt lands in the same split.
+        split = assign_split(content_hash(pref.messages), seed=seed, heldout_percent=heldout_percent)
+    return NewPreference(
+        messages=pref.messages,
+        split=split,
+        chosen=pref.chosen,
+        rejected=pref.rejected,
+        chosen_params=_params(label, number, pref.score_chosen),
+        rejected_params=_params(label, number, pref.score_rejected),
+        meta=pref.meta,
+    )
+
+
+def _params(label: str, number: int, score: float | None) -> dict:
+    """What stands in for generation settings on an imported response: where it came from, its score."""
+    params: dict = {"imported_from": label, "row": number}
+    if score is not None:
+        params["score"] = score
+    return params
+
+
+def _row_message(label: str, number: int, problem: RowProblem) -> str:
+    where = f"{label} row {number}"
+    if problem.field is not None:
+        where += f", field {problem.field!r}"
+    return f"{where}: {problem.message}"

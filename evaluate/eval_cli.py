@@ -1,0 +1,104 @@
+"""`launch.py eval`: its flags and the command that prints the N-way table and writes the chart."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from errors import UserInputError
+from evaluate.responses import ResponseParams
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIMIT = 30
+
+
+def add_eval_arguments(parser) -> None:
+    """Add the eval flags to an argparse (sub)parser."""
+    defaults = ResponseParams()
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated variant names in column order; the Δ column compares the last with sft "
+        "(default: base,sft and the newest sft+dpo@RUN that exist; a bare sft+dpo means the newest)",
+    )
+    parser.add_argument(
+        "--prompts", default="heldout", choices=["heldout", "train"], help="prompt split (default heldout)"
+    )
+    parser.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, help=f"prompts to evaluate (default {DEFAULT_LIMIT})"
+    )
+    parser.add_argument(
+        "--judge",
+        default="auto",
+        choices=["auto", "rule", "anthropic"],
+        help="who scores faithfulness and preference: auto = Claude when ANTHROPIC_API_KEY is set, else rule-based",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=defaults.temperature,
+        help=f"0 = greedy (default {defaults.temperature})",
+    )
+    parser.add_argument("--top-p", type=float, default=defaults.top_p, help=f"default {defaults.top_p}")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=defaults.max_new_tokens,
+        help=f"default {defaults.max_new_tokens}",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="recorded base seed of the per-prompt seeds (default 0)",
+    )
+    parser.add_argument(
+        "--output-dir", default=None, help="folder for eval_<id>.md and eval_<id>.png (default HOME/evals)"
+    )
+
+
+class _Bar:
+    """A tqdm bar fed with (done, total) callbacks; shown on a terminal only."""
+
+    def __init__(self, desc: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(desc=desc, unit="step", dynamic_ncols=True, disable=None)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.total = total
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_eval(args, ctx) -> int:
+    """Run the eval, print the markdown table, write the markdown and the chart; 0 on success."""
+    from evaluate.eval_report import write_report
+    from evaluate.eval_service import pick_judge, run_eval
+
+    if args.limit is not None and args.limit < 1:
+        raise UserInputError(f"--limit must be at least 1; got {args.limit}")
+    variants = [v.strip() for v in (args.variants or "").split(",") if v.strip()]
+    params = ResponseParams(
+        temperature=args.temperature,
+        top_p=getattr(args, "top_p", ResponseParams.top_p),
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+    )
+    judge = pick_judge(ctx, args.judge)
+    bar = _Bar("evaluating")
+    try:
+        result = run_eval(
+            ctx, variants, prompt_set=args.prompts, limit=args.limit, params=params, judge=judge, progress=bar
+        )
+    finally:
+        bar.close()
+    output_dir = Path(args.output_dir) if args.output_dir else Path(ctx.cfg.home) / "evals"
+    md, png = write_report(result, output_dir)
+    print(result.markdown())
+    print(f"\nwrote {md} and {png}")
+    return 0

@@ -1,0 +1,384 @@
+"""The automatic N-way eval: generate per variant, score every output, store the run, reload it by id."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from errors import PrefLabError, UserInputError
+from evaluate.eval_report import (
+    EvalResult,
+    agreement_note,
+    arena_note,
+    circularity_note,
+    summarise,
+)
+from evaluate.responses import ResponseParams, ensure_responses
+from evaluate.scorers import Item, default_scorers, gold_answer, judge_name
+
+log = logging.getLogger(__name__)
+
+DPO_PREFIX = "sft+dpo"
+PROMPT_SETS = ("heldout", "train")
+JUDGE_KINDS = ("auto", "rule", "anthropic")
+
+__all__ = [
+    "EvalCancelled",
+    "EvalRequest",
+    "EvalResult",
+    "default_variants",
+    "eval_choices",
+    "eval_job_status",
+    "load_eval",
+    "run_eval",
+    "sample",
+    "sample_choices",
+    "start_eval_job",
+]
+
+
+class EvalCancelled(PrefLabError):
+    """The eval was stopped before it finished; nothing was stored (generated responses stay cached)."""
+
+
+@dataclass
+class EvalRequest:
+    """What the Eval tab (or a job) asks for; the CLI passes the same values to run_eval."""
+
+    variants: tuple[str, ...] = field(
+        default=(), metadata={"help": "variant names; empty = base, sft, newest sft+dpo"}
+    )
+    prompt_set: str = field(default="heldout", metadata={"help": "heldout or train"})
+    limit: int | None = field(default=30, metadata={"help": "prompts to evaluate (first N of the set)"})
+    judge: str = field(default="auto", metadata={"help": "auto, rule or anthropic"})
+    params: ResponseParams = field(default_factory=ResponseParams, metadata={"help": "sampling"})
+
+    def __post_init__(self):
+        self.variants = tuple(v.strip() for v in self.variants if v and v.strip())
+        if self.prompt_set not in PROMPT_SETS:
+            raise UserInputError(
+                f"prompt set must be one of {', '.join(PROMPT_SETS)}; got {self.prompt_set!r}"
+            )
+        if self.limit is not None and self.limit < 1:
+            raise UserInputError(f"limit must be at least 1; got {self.limit!r}")
+        if self.judge not in JUDGE_KINDS:
+            raise UserInputError(f"judge must be one of {', '.join(JUDGE_KINDS)}; got {self.judge!r}")
+
+    def to_dict(self) -> dict:
+        """JSON-ready, for the job row."""
+        return {**asdict(self), "variants": list(self.variants)}
+
+
+# ---- variants, prompts, judge ---------------------------------------------------------------------
+
+
+def _dpo_rows(store) -> list:
+    return [m for m in store.list_models() if m.name == DPO_PREFIX or m.name.startswith(DPO_PREFIX + "@")]
+
+
+def default_variants(store) -> list[str]:
+    """base, sft and the newest sft+dpo@* (by model id), those that exist."""
+    names = [n for n in ("base", "sft") if store.get_model(n) is not None]
+    dpo = _dpo_rows(store)
+    return names + ([dpo[-1].name] if dpo else [])
+
+
+def resolve_variants(store, variants) -> list[str]:
+    """Checked variant names in display order; bare 'sft+dpo' means the newest sft+dpo@* variant."""
+    chosen = [v.strip() for v in (variants or []) if v and v.strip()] or default_variants(store)
+    out = []
+    for name in chosen:
+        if store.get_model(name) is None:
+            dpo = _dpo_rows(store)
+            if name == DPO_PREFIX and dpo:
+                name = dpo[-1].name
+            else:
+                known = ", ".join(m.name for m in store.list_models()) or "none"
+                raise UserInputError(f"no variant named {name!r} to evaluate (registered: {known})")
+        if name in out:
+            raise UserInputError(f"variant {name!r} is listed twice")
+        out.append(name)
+    if len(out) < 2:
+        raise UserInputError(
+            f"the eval needs at least two variants, found {', '.join(out) or 'none'}: register an sft variant "
+            "(`launch.py sft` or `launch.py models add`) and train a DPO adapter, or pass --variants"
+        )
+    return out
+
+
+def reference_variant(variants: list[str]) -> str:
+    """What the Δ column and the preference row compare against: `sft` when evaluated (and not last), else the first."""
+    return "sft" if "sft" in variants[:-1] else variants[0]
+
+
+def pick_judge(ctx, kind: str = "auto"):
+    """The eval's judge: the context's for 'auto' (or when it is of the asked kind), else a new one."""
+    from models.judge import make_judge
+
+    if kind == "auto":
+        return ctx.judge if ctx.judge is not None else make_judge("auto")
+    if ctx.judge is not None and getattr(ctx.judge, "name", None) == kind:
+        return ctx.judge
+    return make_judge(kind)
+
+
+def judge_annotator(judge) -> str:
+    """The annotator name judge-sourced labels carry (annotate/judging.accept_consistent): judge:<name>[:<model>]."""
+    model = getattr(judge, "model", None)
+    return f"judge:{judge.name}" + (f":{model}" if model else "")
+
+
+def circularity(store, judge, variants: list[str]) -> dict | None:
+    """Whether the eval judge's own labels may have trained an evaluated DPO adapter.
+
+    Rule: a variant of kind 'dpo' (or named sft+dpo...) counts as possibly trained on this judge's labels
+    when live labels with source 'judge' by the same judge and model (annotator judge:<name>[:<model>])
+    were created before the variant was registered; labels made later cannot have trained it.
+    """
+    annotator = judge_annotator(judge)
+    hits, most = [], 0
+    for name in variants:
+        row = store.get_model(name)
+        if row is None or not (row.kind == "dpo" or name.startswith(DPO_PREFIX)):
+            continue
+        n = store.eval_judge_label_count(annotator, before=row.created_at)
+        if n:
+            hits.append(name)
+            most = max(most, n)
+    if not hits:
+        return None
+    return {"annotator": annotator, "judge_label": judge_name(judge), "labels": most, "variants": hits}
+
+
+# ---- the eval ---------------------------------------------------------------------------------------
+
+
+def run_eval(
+    ctx,
+    variants: list[str] | None = None,
+    *,
+    prompt_set: str = "heldout",
+    limit: int | None = 30,
+    params: ResponseParams | None = None,
+    judge=None,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> EvalResult:
+    """Generate (cached) responses per variant, score them, store eval_runs + eval_scores, return the table."""
+    store = ctx.store
+    params = params or ResponseParams()
+    should_stop = should_stop or (lambda: False)
+    request = EvalRequest(tuple(variants or ()), prompt_set, limit)  # validates the arguments
+    names = resolve_variants(store, request.variants)
+    prompts = store.list_prompts(split=prompt_set, limit=limit)
+    if not prompts:
+        raise UserInputError(
+            f"no {prompt_set} prompts to evaluate: import prompts first (Data tab or `launch.py import`)"
+        )
+    judge = judge if judge is not None else pick_judge(ctx)
+    reference = reference_variant(names)
+    scorers = default_scorers(judge, reference)
+    total = len(names) * len(prompts) + len(prompts)
+    log.info(
+        "eval of %s on %d %s prompts (judge: %s)",
+        ", ".join(names),
+        len(prompts),
+        prompt_set,
+        judge_name(judge),
+    )
+
+    gen_ids: dict[str, dict[int, int]] = {}
+    for i, name in enumerate(names):
+        if should_stop():
+            raise EvalCancelled("eval cancelled while generating; nothing stored")
+        offset = i * len(prompts)
+
+        def step(done: int, _total: int, offset: int = offset) -> None:
+            if progress:
+                progress(offset + done, total)
+
+        gen_ids[name] = ensure_responses(
+            store, ctx.generator, name, prompts, params, progress=step, should_stop=should_stop
+        )
+        if len(gen_ids[name]) < len(prompts):
+            raise EvalCancelled("eval cancelled while generating; nothing stored")
+    texts = store.generation_texts([g for ids in gen_ids.values() for g in ids.values()])
+
+    model_ids = {name: store.get_model(name).id for name in names}
+    rows: list[tuple[int, int, str, float | None]] = []
+    done = len(names) * len(prompts)
+    for prompt in prompts:
+        if should_stop():
+            raise EvalCancelled("eval cancelled while scoring; nothing stored")
+        item = Item(prompt.id, prompt.messages, prompt.gold, {n: texts[gen_ids[n][prompt.id]] for n in names})
+        for scorer in scorers:
+            for name, value in scorer.score(item, reference).items():
+                rows.append((prompt.id, model_ids[name], scorer.name, value))
+        done += 1
+        if progress:
+            progress(done, total)
+
+    config = {
+        "params": asdict(params),
+        "cell": params.cell(),
+        "limit": limit,
+        "n_prompts": len(prompts),
+        "reference": reference,
+        "judge": judge.name,
+        "judge_model": getattr(judge, "model", None),
+        "judge_label": judge_name(judge),
+        "scorers": [s.describe() for s in scorers],
+        "failures": {s.name: s.failures for s in scorers if s.failures},
+        "model_ids": model_ids,
+        "circularity": circularity(store, judge, names),
+    }
+    eval_run_id = store.add_eval_run(names, prompt_set, config, rows)
+    log.info("stored eval run #%d: %d scores", eval_run_id, len(rows))
+    return load_eval(store, eval_run_id)
+
+
+def load_eval(store, eval_run_id: int) -> EvalResult:
+    """An eval run rebuilt from DuckDB: the same table as when it ran, with today's arena and agreement notes."""
+    row = store.get_eval_run(eval_run_id)
+    if row is None:
+        raise UserInputError(f"no eval run #{eval_run_id}")
+    scores = store.eval_scores_frame(eval_run_id)[["prompt_id", "variant", "scorer", "value"]]
+    cfg = row.config
+    reference = cfg.get("reference") or reference_variant(row.variants)
+    scorers = cfg.get("scorers") or [{"name": s, "kind": "?"} for s in dict.fromkeys(scores["scorer"])]
+    circular = cfg.get("circularity")
+    table, stats, left_out = summarise(scores, row.variants, reference, scorers, circular=bool(circular))
+    notes = [n for n in [circularity_note(circular)] if n]
+    notes.append(arena_note(store, row.variants[-1], reference))
+    notes.append(agreement_note(store))
+    for name, n in (cfg.get("failures") or {}).items():
+        notes.append(
+            f"{name}: the judge failed on {n} output(s); those cells average fewer prompts (n shown)"
+        )
+    notes.extend(left_out)
+    return EvalResult(
+        eval_run_id=row.id,
+        variants=row.variants,
+        reference=reference,
+        prompt_set=row.prompt_set,
+        config=cfg,
+        created_at=row.created_at,
+        scores=scores.reset_index(drop=True),
+        table=table,
+        stats=stats,
+        notes=notes,
+    )
+
+
+# ---- the Eval tab's reads ---------------------------------------------------------------------------
+
+
+def eval_choices(store, limit: int = 50) -> list[tuple[str, int]]:
+    """(label, eval_run_id) of recent eval runs, newest first, for a dropdown."""
+    out = []
+    for r in store.list_eval_runs(limit):
+        when = r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "?"
+        n = r.config.get("n_prompts", "?")
+        out.append((f"#{r.id} · {when} · {', '.join(r.variants)} · {n} {r.prompt_set} prompts", r.id))
+    return out
+
+
+def _short(text: str, limit: int = 80) -> str:
+    # Demo prompts share their first line (the instruction); the report after it tells them apart.
+    body = text.split("\n\n", 1)[-1]
+    flat = " ".join(body.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def sample_choices(store, eval_run_id: int) -> list[tuple[str, int]]:
+    """(label, prompt_id) of the prompts an eval scored, for the sample viewer's dropdown."""
+    from models.judge import render_prompt
+
+    ids = store.eval_scores_frame(eval_run_id)["prompt_id"].unique()
+    out = []
+    for pid in sorted(int(p) for p in ids):
+        prompt = store.get_prompt(pid)
+        out.append((f"#{pid} {_short(render_prompt(prompt.messages))}", pid))
+    return out
+
+
+def sample(store, eval_run_id: int, prompt_id: int) -> dict:
+    """One prompt of an eval side by side: prompt, gold, every variant's output and its scores."""
+    from models.judge import render_prompt
+
+    row = store.get_eval_run(eval_run_id)
+    if row is None:
+        raise UserInputError(f"no eval run #{eval_run_id}")
+    prompt = store.get_prompt(prompt_id)
+    scores = store.eval_scores_frame(eval_run_id)
+    mine = scores[scores["prompt_id"] == prompt_id]
+    if prompt is None or mine.empty:
+        raise UserInputError(f"eval run #{eval_run_id} did not score prompt #{prompt_id}")
+    cell = row.config.get("cell")
+    gen_ids = {}
+    for name in row.variants:
+        model_id = (row.config.get("model_ids") or {}).get(name) or store.get_model(name).id
+        gen_ids[name] = store.done_cells(model_id, [prompt_id]).get((prompt_id, cell))
+    texts = store.generation_texts([g for g in gen_ids.values() if g is not None])
+    return {
+        "prompt_id": prompt_id,
+        "prompt": render_prompt(prompt.messages),
+        "messages": prompt.messages,
+        "gold": gold_answer(prompt.gold),
+        "outputs": {name: texts.get(g, "") if g is not None else "" for name, g in gen_ids.items()},
+        "scores": {
+            name: {
+                s: (None if pd.isna(v) else float(v)) for s, v in zip(g["scorer"], g["value"], strict=True)
+            }
+            for name, g in mine.groupby("variant", sort=False)
+        },
+    }
+
+
+# ---- background job ---------------------------------------------------------------------------------
+
+
+def start_eval_job(ctx, request: EvalRequest | None = None) -> int:
+    """Start an eval as a background job (kind 'eval'); its result names the eval_run_id. Returns the job id."""
+    request = request or EvalRequest()
+    # Fail fast on the request path with the user's mistake, not later inside the job.
+    resolve_variants(ctx.store, request.variants)
+    if not ctx.store.list_prompts(split=request.prompt_set, limit=1):
+        raise UserInputError(f"no {request.prompt_set} prompts to evaluate: import prompts first (Data tab)")
+    judge = pick_judge(ctx, request.judge)
+
+    def body(handle) -> dict:
+        try:
+            result = run_eval(
+                ctx,
+                list(request.variants),
+                prompt_set=request.prompt_set,
+                limit=request.limit,
+                params=request.params,
+                judge=judge,
+                progress=handle.progress,
+                should_stop=lambda: handle.cancelled,
+            )
+        except EvalCancelled:
+            return {"cancelled": True}
+        return {"eval_run_id": result.eval_run_id}
+
+    return ctx.jobs.start("eval", request.to_dict(), body)
+
+
+def eval_job_status(store) -> dict:
+    """The newest eval job for the tab's progress line: job_id, status, eval_run_id and a sentence."""
+    job = store.latest_job("eval")
+    if job is None:
+        return {"job_id": None, "status": "none", "eval_run_id": None, "text": "No eval job yet."}
+    run_id = (job.result or {}).get("eval_run_id")
+    if job.active:
+        text = f"Evaluating: {job.progress}/{job.total or '?'} steps (job #{job.id})"
+    elif job.status == "done" and run_id is not None:
+        text = f"Job #{job.id} done: eval run #{run_id}"
+    else:
+        text = f"Job #{job.id} {job.status}: {job.error or ''}".strip().rstrip(":")
+    return {"job_id": job.id, "status": job.status, "eval_run_id": run_id, "text": text}

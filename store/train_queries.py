@@ -1,0 +1,267 @@
+"""Queries for training: runs, their metrics, and the reference log-prob cache (`ref_logps`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from errors import StoreError
+
+from .rows import dumps, loads
+
+RUN_KINDS = ("sft", "dpo")
+RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+METRIC_SPLITS = ("train", "eval")
+FINAL_STATUSES = ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A training run: its config, data snapshot hash, models and outcome."""
+
+    id: int
+    kind: str
+    config: dict
+    dataset_hash: str | None
+    model_id: int | None
+    ref_model_id: int | None
+    status: str
+    adapter_path: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: str | None
+    result: dict | None
+
+    COLUMNS = (
+        "id, kind, config, dataset_hash, model_id, ref_model_id, status, adapter_path, created_at, started_at, "
+        "ended_at, error, result"
+    )
+
+    @classmethod
+    def from_row(cls, row: tuple) -> RunRow:
+        values = list(row)
+        values[2] = loads(values[2]) or {}
+        values[12] = loads(values[12])
+        return cls(*values)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True)
+class RefKey:
+    """Everything a cached reference log-prob depends on, except the prompt and response themselves."""
+
+    model_fingerprint: str
+    template_hash: str
+    max_length: int  # 0 stands for "no truncation": the column is NOT NULL
+    truncation_mode: str
+
+
+class TrainQueries:
+    """Runs, run metrics and reference log-probs; relies on `cursor()` and `write()` from `Store`."""
+
+    cursor: Callable[[], duckdb.DuckDBPyConnection]
+    write: Callable[..., Any]
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        kind: str,
+        config: dict,
+        *,
+        dataset_hash: str | None,
+        model_id: int | None,
+        ref_model_id: int | None,
+        status: str = "queued",
+    ) -> RunRow:
+        """Insert a run and return it."""
+        _check("run kind", kind, RUN_KINDS)
+        _check("run status", status, RUN_STATUSES)
+
+        def insert(cur: duckdb.DuckDBPyConnection) -> int:
+            return int(
+                cur.execute(
+                    "INSERT INTO runs (kind, config, dataset_hash, model_id, ref_model_id, status) "
+                    "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                    [kind, dumps(config), dataset_hash, model_id, ref_model_id, status],
+                ).fetchone()[0]
+            )
+
+        return self.get_run(self.write(insert))  # type: ignore[return-value]
+
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        status: str | None = None,
+        adapter_path: str | None = None,
+        error: str | None = None,
+        result: dict | None = None,
+    ) -> RunRow:
+        """Set the given fields; 'running' stamps started_at, a final status ended_at."""
+        if status is not None:
+            _check("run status", status, RUN_STATUSES)
+        sets, args = [], []
+        for column, value in (("status", status), ("adapter_path", adapter_path), ("error", error)):
+            if value is not None:
+                sets.append(f"{column} = ?")
+                args.append(value)
+        if result is not None:
+            sets.append("result = ?")
+            args.append(dumps(result))
+        if status == "running":
+            sets.append("started_at = coalesce(started_at, current_timestamp)")
+        if status in FINAL_STATUSES:
+            sets.append("ended_at = current_timestamp")
+
+        def update(cur: duckdb.DuckDBPyConnection) -> None:
+            # No UPDATE ... RETURNING: run_metrics references runs, and DuckDB then trips the FK check.
+            if sets:  # column names come from the fixed tuple above; values are parameters
+                cur.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", [*args, run_id])
+
+        self.write(update)
+        row = self.get_run(run_id)
+        if row is None:
+            raise StoreError(f"no run with id {run_id}")
+        return row
+
+    def get_run(self, run_id: int) -> RunRow | None:
+        """The run with this id, or None."""
+        row = self.cursor().execute(f"SELECT {RunRow.COLUMNS} FROM runs WHERE id = ?", [run_id]).fetchone()
+        return None if row is None else RunRow.from_row(row)
+
+    def list_runs(self, *, kind: str | None = None, statuses: Sequence[str] | None = None) -> list[RunRow]:
+        """Runs, newest first, optionally of one kind and some statuses."""
+        rows = (
+            self.cursor()
+            .execute(
+                f"SELECT {RunRow.COLUMNS} FROM runs WHERE (? IS NULL OR kind = ?) "
+                "AND (? IS NULL OR list_contains(?, status)) ORDER BY id DESC",
+                [kind, kind, None if statuses is None else list(statuses), list(statuses or [])],
+            )
+            .fetchall()
+        )
+        return [RunRow.from_row(r) for r in rows]
+
+    # -- run metrics ----------------------------------------------------------------------------
+
+    def add_run_metrics(self, run_id: int, rows: Iterable[tuple[int, str, str, float | None]]) -> int:
+        """Upsert (step, split, name, value) rows of a run in one statement; returns how many."""
+        latest: dict[tuple[int, str, str], float | None] = {}
+        for step, split, name, value in rows:
+            _check("metric split", split, METRIC_SPLITS)
+            latest[(int(step), split, str(name))] = None if value is None else float(value)
+        if not latest:
+            return 0
+        keys = list(latest)
+
+        def upsert(cur: duckdb.DuckDBPyConnection) -> None:
+            # Lists in, one INSERT out: a row per execute would cost a round trip per metric.
+            cur.execute(
+                "INSERT INTO run_metrics (run_id, step, split, name, value) "
+                "SELECT ?, unnest(?::BIGINT[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]) "
+                "ON CONFLICT (run_id, step, split, name) DO UPDATE SET value = excluded.value",
+                [
+                    run_id,
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    [k[2] for k in keys],
+                    [latest[k] for k in keys],
+                ],
+            )
+
+        self.write(upsert)
+        return len(keys)
+
+    def run_metrics_frame(self, run_ids: Sequence[int]):
+        """A DataFrame (run_id, step, split, name, value) of the given runs, ordered by run, step."""
+        return (
+            self.cursor()
+            .execute(
+                "SELECT run_id, step, split, name, value FROM run_metrics WHERE list_contains(?, run_id) "
+                "ORDER BY run_id, step, split, name",
+                [list(run_ids)],
+            )
+            .df()
+        )
+
+    # -- reference log-probs ----------------------------------------------------------------------
+
+    def get_ref_logps(self, key: RefKey, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
+        """Cached log-probs of (prompt_hash, response_hash) pairs under `key`; misses are absent."""
+        if not pairs:
+            return {}
+        wanted = list(dict.fromkeys(pairs))
+        rows = (
+            self.cursor()
+            .execute(
+                "WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS p, unnest(?::VARCHAR[]) AS r) "
+                "SELECT c.prompt_hash, c.response_hash, c.logp FROM ref_logps AS c "
+                "JOIN wanted ON c.prompt_hash = wanted.p AND c.response_hash = wanted.r "
+                "WHERE c.model_fingerprint = ? AND c.template_hash = ? AND c.max_length = ? "
+                "AND c.truncation_mode = ?",
+                [
+                    [p for p, _ in wanted],
+                    [r for _, r in wanted],
+                    key.model_fingerprint,
+                    key.template_hash,
+                    key.max_length,
+                    key.truncation_mode,
+                ],
+            )
+            .fetchall()
+        )
+        return {(p, r): float(logp) for p, r, logp in rows}
+
+    def put_ref_logps(self, key: RefKey, rows: Iterable[tuple[str, str, float]]) -> int:
+        """Store (prompt_hash, response_hash, logp) rows under `key`; existing entries are kept. Returns new rows."""
+        unique = {(p, r): float(v) for p, r, v in rows}
+        if not unique:
+            return 0
+        keys = list(unique)
+
+        def insert(cur: duckdb.DuckDBPyConnection) -> int:
+            before = cur.execute("SELECT count(*) FROM ref_logps").fetchone()[0]
+            cur.execute(
+                "INSERT INTO ref_logps (model_fingerprint, template_hash, max_length, truncation_mode, "
+                "prompt_hash, response_hash, logp) "
+                "SELECT ?, ?, ?, ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]) "
+                "ON CONFLICT DO NOTHING",
+                [
+                    key.model_fingerprint,
+                    key.template_hash,
+                    key.max_length,
+                    key.truncation_mode,
+                    [p for p, _ in keys],
+                    [r for _, r in keys],
+                    [unique[k] for k in keys],
+                ],
+            )
+            return int(cur.execute("SELECT count(*) FROM ref_logps").fetchone()[0] - before)
+
+        return self.write(insert)
+
+    def count_ref_logps(self, model_fingerprint: str | None = None) -> int:
+        """Cached reference log-probs, optionally of one model."""
+        row = (
+            self.cursor()
+            .execute(
+                "SELECT count(*) FROM ref_logps WHERE ? IS NULL OR model_fingerprint = ?",
+                [model_fingerprint, model_fingerprint],
+            )
+            .fetchone()
+        )
+        return int(row[0])
+
+
+def _check(what: str, value: object, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise StoreError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
