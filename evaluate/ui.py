@@ -213,5 +213,127 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
 
 
 def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
-    """Widgets and events of the Eval tab."""
-    gr.Markdown(eval_empty_state(), elem_id="eval-empty", elem_classes=["empty-state"])
+    """Widgets and events of the Eval tab: start an eval, read its table and chart, browse samples."""
+    import html
+
+    import pandas as pd
+
+    from errors import PrefLabError
+    from evaluate.eval_report import write_chart
+    from evaluate.eval_service import (
+        EvalRequest,
+        eval_choices,
+        eval_job_status,
+        load_eval,
+        sample,
+        sample_choices,
+        start_eval_job,
+    )
+    from evaluate.responses import ResponseParams
+
+    status = gr.Markdown(eval_empty_state(), elem_id="eval-empty", elem_classes=["empty-state"])
+    with gr.Row():
+        variants = gr.Textbox(
+            label="Variants (comma-separated; blank: base, sft and the newest sft+dpo)",
+            elem_id="eval-variants",
+        )
+        prompt_set = gr.Dropdown(
+            ["heldout", "train"], value="heldout", label="Prompts", elem_id="eval-prompt-set"
+        )
+        limit = gr.Number(value=30, precision=0, minimum=2, label="Prompts to evaluate", elem_id="eval-limit")
+        judge = gr.Dropdown(["auto", "rule", "anthropic"], value="auto", label="Judge", elem_id="eval-judge")
+        max_tokens = gr.Number(
+            value=256, precision=0, minimum=8, label="max new tokens", elem_id="eval-max-tokens"
+        )
+    with gr.Row():
+        run = gr.Button("Run eval", elem_id="eval-run", variant="primary", scale=0, min_width=200)
+        job_line = gr.Markdown(elem_id="eval-job")
+    pick = gr.Dropdown(label="Eval run", elem_id="eval-pick", choices=[])
+    table = gr.Markdown(elem_id="eval-table")
+    chart = gr.Image(label="Means with 95% intervals", elem_id="eval-chart", type="filepath", visible=False)
+    with gr.Accordion("Sample viewer: one prompt, every variant's output", open=False):
+        pick_prompt = gr.Dropdown(label="Prompt", elem_id="eval-sample-pick", choices=[])
+        sample_prompt = gr.Textbox(label="Prompt", elem_id="eval-sample-prompt", interactive=False, lines=4)
+        sample_gold = gr.Textbox(label="Gold answer", elem_id="eval-sample-gold", interactive=False, lines=3)
+        sample_out = gr.Dataframe(
+            headers=["variant", "output", "scores"],
+            elem_id="eval-sample-outputs",
+            interactive=False,
+            wrap=True,
+        )
+    timer = gr.Timer(3.0)
+
+    def on_load():
+        choices = eval_choices(ctx.store)
+        return {pick: gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)}
+
+    def on_pick(eval_id):
+        if eval_id is None:
+            return {
+                table: "",
+                chart: gr.Image(visible=False),
+                pick_prompt: gr.Dropdown(choices=[], value=None),
+            }
+        try:
+            result = load_eval(ctx.store, int(eval_id))
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return {}
+        path = write_chart(result, ctx.cfg.paths.home / "evals" / f"eval_{int(eval_id)}.png")
+        prompts = sample_choices(ctx.store, int(eval_id))
+        return {
+            status: "",
+            table: result.markdown(),
+            chart: gr.Image(value=str(path), visible=True),
+            pick_prompt: gr.Dropdown(choices=prompts, value=prompts[0][1] if prompts else None),
+        }
+
+    def on_sample(eval_id, prompt_id):
+        if eval_id is None or prompt_id is None:
+            return {}
+        data = sample(ctx.store, int(eval_id), int(prompt_id))
+        rows = [
+            [
+                name,
+                text,
+                "; ".join(f"{k}: {v:.2f}" for k, v in data["scores"].get(name, {}).items() if v is not None),
+            ]
+            for name, text in data["outputs"].items()
+        ]
+        return {
+            sample_prompt: data["prompt"],
+            sample_gold: data["gold"] or "",
+            sample_out: pd.DataFrame(rows, columns=["variant", "output", "scores"]),
+        }
+
+    def on_run(names, prompts_v, limit_v, judge_v, tokens_v):
+        wanted = tuple(n.strip() for n in (names or "").split(",") if n.strip())
+        try:
+            request = EvalRequest(
+                variants=wanted,
+                prompt_set=prompts_v,
+                limit=int(limit_v) if limit_v else None,
+                judge=judge_v,
+                params=ResponseParams(max_new_tokens=int(tokens_v or 256)),
+            )
+            job = start_eval_job(ctx, request)
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return {job_line: html.escape(str(exc))}
+        return {job_line: f"Eval job #{job} started."}
+
+    def on_tick(current):
+        info = eval_job_status(ctx.store)
+        out = {job_line: html.escape(info["text"])}
+        if info["eval_run_id"] is not None and info["eval_run_id"] != current and info["status"] == "done":
+            choices = eval_choices(ctx.store)
+            out[pick] = gr.Dropdown(choices=choices, value=info["eval_run_id"])
+        return out
+
+    demo.load(on_load, None, [pick], api_name=False)
+    pick.change(on_pick, [pick], [status, table, chart, pick_prompt], api_name=False)
+    pick_prompt.change(
+        on_sample, [pick, pick_prompt], [sample_prompt, sample_gold, sample_out], api_name=False
+    )
+    run.click(on_run, [variants, prompt_set, limit, judge, max_tokens], [job_line], api_name="eval_run")
+    timer.tick(on_tick, [pick], [job_line, pick], api_name=False, show_progress="hidden")
