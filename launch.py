@@ -72,6 +72,7 @@ def _add_pending(sub) -> None:
     p.add_argument("--heldout-percent", type=float, default=10, help="share held out when rows name no split")
     p.add_argument("--seed", type=int, default=0, help="recorded seed of the split assignment")
     p.add_argument("--skip-bad", action="store_true", help="skip and count malformed rows")
+    p.add_argument("--review", action="store_true", help="queue imported pairs for human review in Annotate")
 
     p = sub.add_parser(
         "sft",

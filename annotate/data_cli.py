@@ -158,6 +158,9 @@ def cmd_import_preferences(args: argparse.Namespace, ctx) -> int:
     finally:
         bar.close()
     print(report.summary())
+    if getattr(args, "review", False) and fmt != "prompts":
+        queued = ctx.store.queue_model_pairs_for_review(report.model)
+        print(f"{queued} imported pair(s) queued for human review in Annotate")
     return EXIT_OK
 
 

@@ -53,8 +53,11 @@ class QueueQueries:
         row = cur.execute(
             f"""
             WITH done AS (
+                -- Pairs queued for review count only human labels: their import label is not the last word.
                 SELECT pair_id, count(DISTINCT annotator) AS n FROM labels
-                WHERE superseded_by IS NULL AND decision <> 'skip' GROUP BY pair_id
+                WHERE superseded_by IS NULL AND decision <> 'skip'
+                  AND (source = 'human' OR pair_id NOT IN (SELECT pair_id FROM review_queue))
+                GROUP BY pair_id
             ), holding AS (
                 SELECT pair_id, count(DISTINCT annotator) AS n FROM assignments a
                 WHERE {live} AND a.annotator <> ? GROUP BY pair_id
@@ -75,6 +78,21 @@ class QueueQueries:
         pair_id = int(row[0])
         cur.execute("INSERT INTO assignments (pair_id, annotator) VALUES (?, ?)", [pair_id, annotator])
         return pair_id
+
+    def queue_model_pairs_for_review(self, model_name: str) -> int:
+        """Put every pair whose responses came from `model_name` (an imported source) in the review queue."""
+
+        def insert(cur: duckdb.DuckDBPyConnection) -> int:
+            before = cur.execute("SELECT count(*) FROM review_queue").fetchone()[0]
+            cur.execute(
+                "INSERT INTO review_queue (pair_id) SELECT DISTINCT p.id FROM pairs p "
+                "JOIN generations g ON g.id = p.gen_a JOIN models m ON m.id = g.model_id WHERE m.name = ? "
+                "ON CONFLICT DO NOTHING",
+                [model_name],
+            )
+            return int(cur.execute("SELECT count(*) FROM review_queue").fetchone()[0] - before)
+
+        return self.write(insert)
 
     def hold_pair(self, annotator: str, pair_id: int) -> None:
         """Give a specific pair back to an annotator (after an undo)."""

@@ -389,3 +389,25 @@ def test_cli_prints_preview_and_summary(store, tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("hh.jsonl: format hh-rlhf (detected: 2 of the first 2 row(s) look like hh-rlhf)")
     assert out[-1].startswith("hh.jsonl (hh-rlhf): 2 pair(s) imported")
+
+
+def test_review_flag_puts_imported_pairs_in_front_of_people(store, tmp_path, capsys):
+    from annotate.data_cli import cmd_import_preferences
+
+    path = write_jsonl(tmp_path / "prefs.jsonl", TRL_ROWS)
+    args = Namespace(
+        source=str(path), format="auto", split=None, skip_bad=False, heldout_percent=10, seed=0, review=True
+    )
+    assert cmd_import_preferences(args, SimpleNamespace(store=store)) == 0
+    assert f"{len(TRL_ROWS)} imported pair(s) queued for human review" in capsys.readouterr().out
+    seen = set()
+    while (pair := store.claim_pair("alice", timeout_s=60)) is not None:
+        seen.add(pair)
+        model = store.ensure_model("x", "x", [], "base")  # noqa: F841 - any live human label finishes a pair
+        store.add_label(pair, "alice", "a")
+        store.release_pair("alice", pair)
+    assert len(seen) == len(TRL_ROWS)
+    # Once a person labelled them, nobody else is asked (overlap 0), and the import label still trains.
+    assert store.claim_pair("bob", timeout_s=60) is None
+    sources = sorted({t.source for t in store.preference_triples()})
+    assert sources == ["human", "import"]
