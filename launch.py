@@ -407,6 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if not sys.stderr.isatty():
+        # Library progress bars (datasets, transformers) would bury the one-line results in logs.
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     command = args.command or "serve"
     if args.command is None:  # `python launch.py` alone serves with the defaults
         args = build_parser().parse_args([*argv, "serve"])
