@@ -72,6 +72,9 @@ def build_context(cfg: AppConfig, *, store: Any = None, judge: Any = None, gener
 
         store = Store.open(cfg.paths.db)
     register_defaults(store)
+    stale = store.mark_interrupted()
+    if any(stale.values()):
+        log.warning("marked %(runs)s run(s) and %(jobs)s job(s) of a stopped process as failed", stale)
     if generator is None:
         generator = ModelPool(variant_resolver(store), cfg.paths.models)
     if judge is None:

@@ -139,12 +139,12 @@ class TrainQueries:
         return None if row is None else RunRow.from_row(row)
 
     def list_runs(self, *, kind: str | None = None, statuses: Sequence[str] | None = None) -> list[RunRow]:
-        """Runs, newest first, optionally of one kind and some statuses."""
+        """Runs, oldest first (like the other lists), optionally of one kind and some statuses."""
         rows = (
             self.cursor()
             .execute(
                 f"SELECT {RunRow.COLUMNS} FROM runs WHERE (? IS NULL OR kind = ?) "
-                "AND (? IS NULL OR list_contains(?, status)) ORDER BY id DESC",
+                "AND (? IS NULL OR list_contains(?, status)) ORDER BY id",
                 [kind, kind, None if statuses is None else list(statuses), list(statuses or [])],
             )
             .fetchall()

@@ -171,6 +171,36 @@ class WorkQueries:
         )
         return [JobRow.from_row(r) for r in rows]
 
+    def mark_interrupted(self) -> dict[str, int]:
+        """On open: runs and non-generate jobs left queued/running belong to a process that died; fail them.
+
+        Whoever runs a job or an SFT/DPO run holds the database until it ends (the DPO worker's parent does),
+        so a process that could open the database cannot be racing a live one. Generation jobs are left
+        alone: the serving process resumes them where they stopped.
+        """
+
+        def update(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
+            reason = "interrupted: the process running it stopped"
+            runs = cur.execute("SELECT count(*) FROM runs WHERE status IN ('queued', 'running')").fetchone()[
+                0
+            ]
+            cur.execute(
+                "UPDATE runs SET status = 'failed', error = coalesce(error, ?), ended_at = current_timestamp "
+                "WHERE status IN ('queued', 'running')",
+                [reason],
+            )
+            jobs = cur.execute(
+                "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running') AND kind <> 'generate'"
+            ).fetchone()[0]
+            cur.execute(
+                "UPDATE jobs SET status = 'failed', error = coalesce(error, ?), ended_at = current_timestamp "
+                "WHERE status IN ('queued', 'running') AND kind <> 'generate'",
+                [reason],
+            )
+            return {"runs": int(runs), "jobs": int(jobs)}
+
+        return self.write(update)
+
     # -- prompts and generation cells ----------------------------------------------------------
 
     def list_prompts(self, *, split: str | None = None, limit: int | None = None) -> list[PromptRow]:

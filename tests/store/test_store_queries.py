@@ -189,3 +189,16 @@ def test_counts_cover_the_stats_command(store: Store, make_pair):
         "battles": 0,
         "models": 1,
     }
+
+
+def test_runs_and_jobs_of_a_dead_process_are_marked_failed_but_generation_resumes(store):
+    run = store.create_run("sft", {}, dataset_hash=None, model_id=None, ref_model_id=None, status="running")
+    train_job = store.create_job("train", {})
+    store.update_job(train_job, status="running")
+    gen_job = store.create_job("generate", {})
+    store.update_job(gen_job, status="running")
+    assert store.mark_interrupted() == {"runs": 1, "jobs": 1}
+    assert store.get_run(run.id).status == "failed" and "interrupted" in store.get_run(run.id).error
+    assert store.get_job(train_job).status == "failed"
+    assert store.get_job(gen_job).status == "running"  # the serving process resumes it
+    assert store.mark_interrupted() == {"runs": 0, "jobs": 0}
