@@ -65,5 +65,7 @@ def launch_app(ctx: Context, *, host: str, port: int, auth=None, block: bool = T
         quiet=True,
         prevent_thread_lock=not block,
         footer_links=["api", "settings"],
+        # Charts and run curves are written under the home folder, wherever --home puts it.
+        allowed_paths=[str(ctx.cfg.home)],
     )
     return demo

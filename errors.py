@@ -27,7 +27,3 @@ class ModelError(PrefLabError):
 
 class JudgeError(PrefLabError):
     """The judge could not return a verdict."""
-
-
-class NotYetAvailable(PrefLabError):
-    """A command whose feature has not landed yet."""

@@ -10,16 +10,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from errors import NotYetAvailable, PrefLabError, UserInputError
+from errors import PrefLabError, UserInputError
 
 log = logging.getLogger("preflab")
 
 EXIT_OK, EXIT_USER = 0, 2
 
 # Commands whose feature lands with a later issue: the one line they print until then.
-PENDING = {
-    "train": "DPO training",
-}
 
 
 class CliParser(argparse.ArgumentParser):
@@ -129,15 +126,14 @@ def _add_pending(sub) -> None:
     p.add_argument("--poll-interval", type=float, default=30.0, help="seconds between batch status checks")
     p.add_argument("--accept", action="store_true", help="store position-consistent verdicts as judge labels")
 
-    p = sub.add_parser("train", help="DPO-train a LoRA adapter on the confirmed triples")
-    p.add_argument("--variant", default="sft")
-    p.add_argument("--config", metavar="YAML")
-    p.add_argument("--beta", type=float)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--loss-type")
-    p.add_argument("--limit", type=int)
-    p.add_argument("--preset", choices=["demo", "default"], default="default")
+    p = sub.add_parser(
+        "train",
+        help="DPO-train a LoRA adapter on the confirmed triples",
+        description="Snapshot the triples, fill the reference log-prob cache, train in a worker, register the adapter.",
+    )
+    from train.cli import add_train_arguments
+
+    add_train_arguments(p)
 
     p = sub.add_parser(
         "eval", help="automatic N-way eval on held-out prompts", description="Generate, score and tabulate."
@@ -256,6 +252,12 @@ def cmd_export(args) -> int:
     from annotate.data_cli import cmd_export as run_export
 
     return run_export(args, _context(args))
+
+
+def cmd_train(args) -> int:
+    from train.cli import cmd_train as run_train_command
+
+    return run_train_command(args, _context(args))
 
 
 def cmd_eval(args) -> int:
@@ -377,10 +379,6 @@ def cmd_generate(args) -> int:
     return EXIT_OK
 
 
-def cmd_pending(args) -> int:
-    raise NotYetAvailable(f"`{args.command}` arrives with {PENDING[args.command]}; it is not available yet")
-
-
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": cmd_serve,
     "models": cmd_models,
@@ -391,7 +389,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sft": cmd_sft,
     "export": cmd_export,
     "eval": cmd_eval,
-    **{name: cmd_pending for name in PENDING},
+    "train": cmd_train,
 }
 
 

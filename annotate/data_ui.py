@@ -47,7 +47,7 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
             report = svc.load_demo()
         except PrefLabError as exc:
             gr.Warning(str(exc))
-            return {}
+            return {result: gr.skip()}
         return {
             result: report.summary(),
             stats: svc.stats_text(),

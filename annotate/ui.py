@@ -196,7 +196,7 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
         ):
             name = who(name, request)
             if st.get("pair_id") is None:
-                return {}
+                return {state: gr.skip()}
             shown = not hide_value and not st.get("pending", False)
             try:
                 screen = svc.vote(
@@ -210,7 +210,7 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
                 )
             except PrefLabError as exc:
                 gr.Warning(str(exc))
-                return {}
+                return {state: gr.skip()}
             return {**show(screen, name, hide_value), note: "", edit: ""}
 
         return on_vote
@@ -221,12 +221,12 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
             return {**show(svc.undo(name), name, hide_value), note: "", edit: ""}
         except PrefLabError as exc:
             gr.Warning(str(exc))
-            return {}
+            return {state: gr.skip()}
 
     def on_hide(name: str, st: dict, hide_value: bool, request: gr.Request):
         name = who(name, request)
         if st.get("pair_id") is None:
-            return {}
+            return {state: gr.skip()}
         return show(svc.refresh(name, st["pair_id"]), name, hide_value)
 
     def on_generate():

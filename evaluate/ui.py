@@ -128,13 +128,13 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
     def make_vote(vote: str):
         def on_vote(name, battle, m, request: gr.Request):
             if battle is None:
-                return {}
+                return {battle_state: gr.skip()}
             who = getattr(request, "username", None) or name.strip() or "voter"
             try:
                 text = svc.vote(who, battle, vote)
             except PrefLabError as exc:
                 gr.Warning(str(exc))
-                return {}
+                return {battle_state: gr.skip()}
             # The reveal travels alone; the next battle follows in its own message (see .then below).
             return {battle_state: None, reveal: text, results: svc.results(m)}
 
@@ -142,7 +142,7 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
 
     def on_next(name, battle, m, request: gr.Request):
         if battle is not None:
-            return {}
+            return {battle_state: gr.skip()}
         who = getattr(request, "username", None) or name.strip() or "voter"
         return show(svc.next_battle(who, m) if m else None, m)
 
@@ -150,12 +150,12 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
         m = current_matchup(m)
         if m is None:
             gr.Warning("Register at least two variants first.")
-            return {}
+            return {job_line: gr.skip()}
         try:
             job = svc.prepare(m)
         except PrefLabError as exc:
             gr.Warning(str(exc))
-            return {}
+            return {job_line: gr.skip()}
         return {matchup_state: m, job_line: f"Preparing responses (job #{job})…"}
 
     def on_choose():
@@ -171,7 +171,7 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
             m = Matchup(a, b, prompt_set)
         except PrefLabError as exc:
             gr.Warning(str(exc))
-            return {}
+            return {chooser: gr.skip()}
         return {
             **show(
                 svc.next_battle(name.strip() or "voter", m), m, reveal_text="", results_text=svc.results(m)
@@ -278,7 +278,7 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
             result = load_eval(ctx.store, int(eval_id))
         except PrefLabError as exc:
             gr.Warning(str(exc))
-            return {}
+            return {table: gr.skip()}
         path = write_chart(result, ctx.cfg.paths.home / "evals" / f"eval_{int(eval_id)}.png")
         prompts = sample_choices(ctx.store, int(eval_id))
         return {
@@ -290,7 +290,7 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
 
     def on_sample(eval_id, prompt_id):
         if eval_id is None or prompt_id is None:
-            return {}
+            return {sample_prompt: gr.skip()}
         data = sample(ctx.store, int(eval_id), int(prompt_id))
         rows = [
             [

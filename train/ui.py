@@ -1,25 +1,273 @@
-"""The Train tab: DPO runs and their health metrics (arrives with the training issue)."""
+"""The Train tab: the demo SFT, DPO runs with live reward gap / validation gap / KL, warnings and reports."""
 
 from __future__ import annotations
 
+import html
+import logging
+
 import gradio as gr
+import pandas as pd
 
 from context import Context
+from errors import PrefLabError
 from ui_common import empty_state
 
+log = logging.getLogger(__name__)
 
-def train_empty_state(counts: dict[str, int]) -> str:
+# The curves read together: the reward gap with its validation twin, the KL, and the loss.
+PLOTS = (
+    ("rewards/margins", "Reward gap (train and validation)"),
+    ("kl", "KL to the reference (per token)"),
+    ("loss", "Loss (train and validation)"),
+    ("rewards/accuracies", "Reward accuracy (train and validation)"),
+)
+
+
+def train_empty_state(counts: dict[str, int], has_sft: bool) -> str:
     """What the Train tab tells a user before the first run."""
     triples = counts.get("preference_triples", 0)
-    steps = [
+    steps = []
+    if not has_sft:
+        steps.append(
+            "Train the demo SFT below (or register yours: `launch.py models add sft --base ... --adapter ...`)."
+        )
+    steps += [
         f"Collect preference triples in **Annotate** (you have {triples}; a demo run wants a few hundred).",
-        "Train a DPO LoRA adapter on top of the SFT variant: `python launch.py train --preset demo`.",
-        "Watch the reward gap, the validation reward gap and the KL to the reference here.",
+        "Start a DPO run below (or `python launch.py train --preset demo`): a LoRA adapter on top of `sft`.",
+        "Watch the reward gap, the validation reward gap and the KL to the reference here, live.",
     ]
-    return empty_state("No training runs yet", steps)
+    return empty_state("Train", steps)
+
+
+def metric_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Rows for one plot: step, value, series ('run N train' / 'run N validation')."""
+    if frame.empty:
+        return pd.DataFrame({"step": [], "value": [], "series": []})
+    rows = frame[frame["name"].isin([name, f"eval_{name}", name.replace("rewards/", "eval_rewards/")])]
+    rows = rows.dropna(subset=["value"])
+    series = (
+        rows.apply(lambda r: f"run {r.run_id} {'validation' if r.split == 'eval' else 'train'}", axis=1)
+        if not rows.empty
+        else pd.Series([], dtype=str)
+    )
+    return pd.DataFrame(
+        {"step": rows["step"].astype(float), "value": rows["value"].astype(float), "series": series}
+    )
+
+
+def run_result_text(run) -> str:
+    """A run's outcome in one short line for the runs table."""
+    if run.error:
+        return run.error[:160]
+    result = run.result or {}
+    final = result.get("final") or {}
+    parts = []
+    if "val_accuracy" in final:
+        low, high = (final.get("val_accuracy_ci") or [None, None])[:2]
+        ci = f" [{low:.2f}, {high:.2f}]" if low is not None and high is not None else ""
+        parts.append(f"val acc {final['val_accuracy']:.2f}{ci}")
+    if "val_margin" in final:
+        parts.append(f"val gap {final['val_margin']:+.3f}")
+    if "kl" in final:
+        parts.append(f"KL {final['kl']:.4f}")
+    if "train_loss" in result:
+        parts.append(f"loss {result['train_loss']:.3f}")
+    return ", ".join(parts)
+
+
+def runs_table(runs) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "run": r.id,
+                "kind": r.kind,
+                "status": r.status,
+                "started": str(r.started_at or r.created_at)[:19],
+                "result": run_result_text(r),
+            }
+            for r in runs
+        ],
+        columns=["run", "kind", "status", "started", "result"],
+    )
 
 
 def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
     """Widgets and events of the Train tab."""
+    from train.service import cancel_training, start_training
+
     status = gr.Markdown(elem_id="train-empty", elem_classes=["empty-state"])
-    demo.load(lambda: {status: train_empty_state(ctx.store.counts())}, outputs=[status], api_name=False)
+    with gr.Accordion("Demo SFT (the model pairs are generated from)", open=False):
+        with gr.Row():
+            sft_epochs = gr.Number(value=1, precision=0, minimum=1, label="Epochs", elem_id="sft-epochs")
+            sft_limit = gr.Number(
+                value=None, precision=0, minimum=2, label="At most N examples", elem_id="sft-limit"
+            )
+            sft_button = gr.Button("Train the demo SFT", elem_id="train-sft", variant="secondary")
+        sft_status = gr.Markdown(elem_id="sft-status")
+    gr.Markdown("### DPO run")
+    with gr.Row():
+        preset = gr.Dropdown(["demo", "default"], value="demo", label="Preset", elem_id="train-preset")
+        beta = gr.Number(value=0, minimum=0, label="beta (0: the preset's)", elem_id="train-beta")
+        lr = gr.Number(value=0, minimum=0, label="learning rate (0: the preset's)", elem_id="train-lr")
+        epochs = gr.Number(value=0, minimum=0, label="epochs (0: the preset's)", elem_id="train-epochs")
+        loss_type = gr.Dropdown(
+            [
+                "sigmoid",
+                "ipo",
+                "hinge",
+                "robust",
+                "bco_pair",
+                "sppo_hard",
+                "nca_pair",
+                "apo_zero",
+                "apo_down",
+            ],
+            value="sigmoid",
+            label="loss type",
+            elem_id="train-loss-type",
+        )
+        include_judge = gr.Checkbox(label="include judge labels", value=False, elem_id="train-include-judge")
+    with gr.Row():
+        start = gr.Button("Start DPO run", elem_id="train-start", variant="primary")
+        cancel = gr.Button("Cancel run", elem_id="train-cancel", variant="stop")
+    run_status = gr.Markdown(elem_id="train-status")
+    warnings_md = gr.Markdown(elem_id="train-warnings")
+    plots = {}
+    with gr.Row():
+        for name, title in PLOTS[:2]:
+            plots[name] = gr.LinePlot(
+                x="step", y="value", color="series", title=title, height=260, visible=False
+            )
+    with gr.Row():
+        for name, title in PLOTS[2:]:
+            plots[name] = gr.LinePlot(
+                x="step", y="value", color="series", title=title, height=260, visible=False
+            )
+    runs = gr.Dataframe(
+        label="Runs (past runs overlay on the plots)", elem_id="train-runs", interactive=False
+    )
+    report = gr.Markdown(elem_id="train-report")
+    curves = gr.Image(
+        label="Curves of the latest run", elem_id="train-curves", type="filepath", visible=False
+    )
+    timer = gr.Timer(3.0)
+    state = gr.State({"sft_job": None})
+
+    def refresh() -> dict:
+        store = ctx.store
+        all_runs = store.list_runs()
+        dpo = [r for r in all_runs if r.kind == "dpo"]
+        frame = store.run_metrics_frame([r.id for r in dpo[-4:]]) if dpo else pd.DataFrame()
+        out = {
+            status: train_empty_state(store.counts(), store.get_model("sft") is not None),
+            runs: runs_table(all_runs[::-1]),
+        }
+        for name, plot in plots.items():
+            data = metric_frame(frame, name)
+            out[plot] = gr.LinePlot(value=data, visible=not data.empty)
+        latest = dpo[-1] if dpo else None
+        if latest is None:
+            out[run_status] = "No DPO run yet."
+            out[warnings_md] = ""
+            out[report] = ""
+            out[curves] = gr.Image(visible=False)
+            return out
+        job = store.latest_job("train")
+        progress = ""
+        if job is not None and job.active:
+            progress = f" · step {job.progress}/{job.total or '?'}"
+        out[run_status] = html.escape(
+            f"Run #{latest.id}: {latest.status}{progress}" + (f" — {latest.error}" if latest.error else "")
+        )
+        from train.health import training_warnings
+
+        mine = frame[frame["run_id"] == latest.id] if not frame.empty else frame
+        found = training_warnings(mine) if not mine.empty else []
+        out[warnings_md] = "\n".join(f"⚠️ {html.escape(w.message)}" for w in found)
+        run_dir = ctx.cfg.paths.runs / str(latest.id)
+        report_path, png = run_dir / "report.md", run_dir / "curves.png"
+        text = report_path.read_text() if latest.finished and report_path.is_file() else ""
+        # The report links its PNG relatively; the tab shows it in its own image component instead.
+        out[report] = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("!["))
+        out[curves] = (
+            gr.Image(value=str(png), visible=True) if text and png.is_file() else gr.Image(visible=False)
+        )
+        return out
+
+    refresh_outputs = [status, runs, *plots.values(), run_status, warnings_md, report, curves]
+
+    def on_start(preset_v, beta_v, lr_v, epochs_v, loss_v, judge_v):
+        from train.config import load_config
+
+        # 0 (or blank) keeps the preset's value: none of these is meaningful at 0.
+        overrides = {
+            "beta": beta_v or None,
+            "learning_rate": lr_v or None,
+            "num_train_epochs": epochs_v or None,
+            "loss_type": loss_v,
+        }
+        if judge_v:
+            overrides["sources"] = ("human", "import", "judge")
+        try:
+            cfg = load_config(None, preset_v, overrides)
+            run_id = start_training(ctx, cfg)
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return refresh()
+        gr.Info(f"DPO run #{run_id} started; the curves fill in as it trains.")
+        return refresh()
+
+    def on_cancel():
+        latest = [r for r in ctx.store.list_runs() if r.kind == "dpo"]
+        if latest and not latest[-1].finished:
+            cancel_training(ctx, latest[-1].id)
+            gr.Info(f"Cancelling run #{latest[-1].id} after its current step.")
+        return refresh()
+
+    def on_sft(epochs_v, limit_v, st):
+        from train.sft_config import SFTRunConfig
+        from train.sft_service import run_demo_sft
+
+        try:
+            cfg = SFTRunConfig(epochs=int(epochs_v or 1), limit=int(limit_v) if limit_v else None)
+
+            def body(handle) -> dict:
+                return run_demo_sft(
+                    ctx,
+                    cfg,
+                    progress=lambda s, n, _l: handle.progress(s, n),
+                    should_stop=lambda: handle.cancelled,
+                )
+
+            job = ctx.jobs.start(
+                "train", {"sft": True, **cfg.__dict__, "target_modules": list(cfg.target_modules)}, body
+            )
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return {sft_status: html.escape(str(exc)), state: st}
+        return {sft_status: f"SFT job #{job} started.", state: {**st, "sft_job": job}}
+
+    def on_tick(st):
+        out = refresh()
+        job_id = st.get("sft_job")
+        if job_id is not None:
+            job = ctx.store.get_job(job_id)
+            if job is not None:
+                text = (
+                    f"SFT: step {job.progress}/{job.total or '?'} (job #{job.id})"
+                    if job.active
+                    else f"SFT job #{job.id} {job.status}" + (f": {job.error}" if job.error else "")
+                )
+                out[sft_status] = html.escape(text)
+        return out
+
+    start.click(
+        on_start,
+        [preset, beta, lr, epochs, loss_type, include_judge],
+        refresh_outputs,
+        api_name="train_start",
+    )
+    cancel.click(on_cancel, None, refresh_outputs, api_name="train_cancel")
+    sft_button.click(on_sft, [sft_epochs, sft_limit, state], [sft_status, state], api_name="train_sft")
+    timer.tick(on_tick, [state], [*refresh_outputs, sft_status], api_name=False, show_progress="hidden")
+    demo.load(refresh, None, refresh_outputs, api_name=False)

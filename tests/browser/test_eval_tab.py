@@ -52,7 +52,8 @@ def test_eval_tab_shows_table_chart_and_samples(page, tmp_path):
         page.locator("#eval-chart img").wait_for(timeout=15_000)
         page.get_by_text("Sample viewer").click()
         page.wait_for_function(
-            "document.querySelector('#eval-sample-prompt textarea').value.length > 0", timeout=15_000
+            "(() => { const x = document.querySelector('#eval-sample-prompt textarea'); return x && x.value.length > 0; })()",
+            timeout=15_000,
         )
         outputs = page.locator("#eval-sample-outputs").inner_text()
         assert "sft+dpo@1" in outputs

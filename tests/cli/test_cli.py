@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from errors import UserInputError
-from launch import PENDING, main, parse_auth
+from launch import main, parse_auth
 from tests.serving import run_cli, serving
 
 ALL_COMMANDS = ["serve", "models", "import", "sft", "generate", "judge", "train", "eval", "export", "stats"]
@@ -39,11 +39,12 @@ def test_bad_flag_value_is_one_line_exit_2(tmp_path, capsys):
     assert "--port" in _one_line_error(capsys)
 
 
-@pytest.mark.parametrize("command", sorted(PENDING))
-def test_pending_commands_say_so_in_one_line(command, tmp_path, capsys):
-    argv = [command]
-    assert main(["--home", str(tmp_path), *argv]) == 2
-    assert "not available yet" in _one_line_error(capsys)
+def test_train_without_triples_is_one_line(tmp_path, capsys):
+    assert main(["--home", str(tmp_path), "models", "add", "sft", "--base", "smollm2-135m-instruct"]) == 0
+    capsys.readouterr()
+    assert main(["--home", str(tmp_path), "train", "--preset", "demo"]) == 2
+    err = _one_line_error(capsys)
+    assert "triples" in err
 
 
 def test_models_list_registers_default_base(tmp_path, capsys):

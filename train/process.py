@@ -1,0 +1,120 @@
+"""The worker subprocess seen from the service: its command line, how it starts, and the supervision loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from train.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+POLL_SECONDS = 0.25
+# The worker stops after its current optimizer step; past this it is terminated (a step can take a minute on CPU).
+CANCEL_GRACE_SECONDS = 600.0
+PARENT_ENV = "PREFLAB_PARENT_PID"
+
+
+@dataclass(frozen=True)
+class WorkerExit:
+    """How the worker process ended."""
+
+    code: int | None
+    cancel_requested: bool
+
+
+def worker_command(
+    run_dir: str | os.PathLike, *, accelerate_processes: int | None = None, cpu: bool = False
+) -> list[str]:
+    """The worker's command line; with `accelerate_processes`, under `accelerate launch` (one per GPU)."""
+    if accelerate_processes is None:
+        return [sys.executable, "-m", "train.worker", str(run_dir)]
+    launch = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(accelerate_processes),
+    ]
+    return [*launch, *(["--cpu"] if cpu else []), "-m", "train.worker", str(run_dir)]
+
+
+def spawn_worker(run_dir: Path, command: list[str] | None = None) -> subprocess.Popen:
+    """Start the worker in its own session, output appended to RUN_DIR/worker.log."""
+    rd = RunDir(run_dir)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # The worker runs in its own session, so it would outlive a killed parent; it stops when this PID is gone.
+    env[PARENT_ENV] = str(os.getpid())
+    with open(rd.log_path, "ab") as out:
+        # Own session: Ctrl-C in the terminal reaches the service, which cancels the worker cleanly.
+        return subprocess.Popen(
+            command or worker_command(run_dir),
+            cwd=rd.path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def supervise(
+    proc,
+    rd: RunDir,
+    *,
+    on_poll: Callable[[], None],
+    stop: Callable[[], bool],
+    grace: float = CANCEL_GRACE_SECONDS,
+) -> WorkerExit:
+    """Poll until the worker exits; `stop()` turns into the cancel file, then a terminate after `grace` seconds."""
+    cancel_at: float | None = None
+    try:
+        while True:
+            code = proc.poll()
+            on_poll()  # after poll(): once the exit code is known, this call sees the worker's last lines
+            if code is not None:
+                return WorkerExit(code, cancel_at is not None)
+            if cancel_at is None and stop():
+                rd.request_cancel()
+                cancel_at = time.monotonic()
+                log.info("%s: cancel requested", rd.path)
+            if cancel_at is not None and time.monotonic() - cancel_at > grace:
+                terminate(proc)
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        rd.request_cancel()
+        terminate(proc, grace=30.0)
+        raise
+
+
+def terminate(proc, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def exit_reason(code: int | None) -> str:
+    """Why a worker ended without writing a final status, in words."""
+    if code is not None and code < 0:
+        try:
+            return f"the worker was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"the worker was killed by signal {-code}"
+    return f"the worker exited with code {code} without finishing"

@@ -1,0 +1,234 @@
+"""The DPO worker: `python -m train.worker RUN_DIR` (or `accelerate launch -m train.worker RUN_DIR`).
+
+It reads RUN_DIR/config.json and the train/val Parquet snapshot (with cached reference log-probs), trains a LoRA
+adapter on the SFT variant with CachedRefDPOTrainer, and writes only into RUN_DIR: metrics.jsonl, status.json,
+worker.log and, on success, adapter/ (renamed into place when complete). It never opens the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from errors import ModelError, PrefLabError
+from train.rundir import ADAPTER, CONFIG, STATUS, TRAIN, TRAINER_DIR, VAL, RunDir
+
+log = logging.getLogger(__name__)
+
+SPEC_VERSION = 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train the run in RUN_DIR; exit 0 when done or cancelled, 1 when it failed, 2 without a run folder."""
+    parser = argparse.ArgumentParser(prog="python -m train.worker", description="Train one PrefLab DPO run.")
+    parser.add_argument("run_dir", help="run folder written by `launch.py train` (config.json, *.parquet)")
+    args = parser.parse_args(argv)
+    if not (Path(args.run_dir) / CONFIG).is_file():
+        print(f"error: {args.run_dir} is not a PrefLab run folder (no {CONFIG})", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    status = run_worker(args.run_dir)
+    return 0 if status.get("state") in ("done", "cancelled") else 1
+
+
+def run_worker(
+    run_dir: str | os.PathLike, *, on_trainer: Callable[[Any], None] | None = None
+) -> dict[str, Any]:
+    """Train, save the adapter, and return the final status; failures end up in status.json and worker.log."""
+    rd = RunDir(run_dir)
+    main_process = _is_main_process()
+    started = time.time()
+    try:
+        if main_process:
+            rd.write_json(STATUS, {"state": "starting", "step": 0, "total": 0, "pid": os.getpid()})
+        return _train(rd, on_trainer, started, main_process)
+    except Exception as exc:  # the run must end "failed" with a reason, whatever broke
+        error = _one_line(exc)
+        log.error("run failed: %s", error)
+        status = {
+            "state": "failed",
+            "error": error,
+            "pid": os.getpid(),
+            "seconds": round(time.time() - started, 3),
+        }
+        if main_process:
+            with open(rd.log_path, "a", encoding="utf-8") as fh:
+                fh.write(f"\n--- worker traceback (pid {os.getpid()}) ---\n{traceback.format_exc()}\n")
+            previous = rd.read_status()
+            status.update({k: previous[k] for k in ("step", "total") if k in previous})
+            rd.write_json(STATUS, status)
+        return status
+
+
+def _train(rd: RunDir, on_trainer, started: float, main_process: bool) -> dict[str, Any]:
+    spec = rd.read_json(CONFIG)
+    if not isinstance(spec, dict) or spec.get("version") != SPEC_VERSION:
+        raise PrefLabError(f"{rd / CONFIG} is missing or not a version {SPEC_VERSION} PrefLab run config")
+    from train.config import config_from_overrides
+
+    cfg = config_from_overrides(spec["config"], output_dir=str(rd / TRAINER_DIR))
+    cfg.disable_tqdm = True  # a progress bar in worker.log is noise; PrinterCallback logs each row instead
+    local = load_reference(spec)
+    train_rows, val_rows = read_rows(rd / TRAIN), read_rows(rd / VAL)
+    trainer, files, kl = build_trainer(
+        cfg, local, train_rows, val_rows, rd, kl_prompts=spec.get("kl_prompts") or [], on_trainer=on_trainer
+    )
+    try:
+        trainer.train()
+        if not files.cancelled and trainer.state.global_step % max(1, int(cfg.eval_steps or 1)) != 0:
+            trainer.evaluate()  # the final validation gap, when the last step was not an eval step
+        if files.cancelled:
+            state = "cancelled"
+        else:
+            save_adapter(trainer, rd)
+            state = "done"
+    finally:
+        files.writer.close()
+    steps = int(trainer.state.global_step)
+    status = {
+        "state": state,
+        "step": steps,
+        "total": files.total,
+        "pid": os.getpid(),
+        "seconds": round(time.time() - started, 3),
+        "train_seconds": _train_seconds(trainer),
+        "kl_ref_forwards": kl.ref_forwards if kl else 0,
+        "adapter": ADAPTER if state == "done" else None,
+    }
+    if main_process:
+        rd.write_json(STATUS, status)
+    log.info("run %s after %d steps", state, steps)
+    return status
+
+
+def load_reference(spec: dict[str, Any]):
+    """The SFT variant as a LocalModel, checked against the fingerprint its reference log-probs were scored with."""
+    from models.local import Variant, load_variant
+
+    variant = Variant(**spec["variant"])
+    local = load_variant(variant, cache_dir=spec["models_dir"], dtype=spec.get("dtype"))
+    expected = spec.get("ref_fingerprint")
+    if expected and local.fingerprint != expected:
+        raise ModelError(
+            f"variant {variant.name!r} changed since its reference log-probs were computed "
+            f"(fingerprint {local.fingerprint}, expected {expected}); start a new run"
+        )
+    return local
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a snapshot Parquet file as plain Python values."""
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+def to_dataset(rows: list[dict[str, Any]], *, with_ref: bool = True):
+    """TRL's conversational preference format, plus the cached reference log-probs."""
+    from datasets import Dataset
+
+    records = []
+    for row in rows:
+        record = {
+            "prompt": [{"role": m["role"], "content": m["content"]} for m in row["prompt"]],
+            "chosen": [{"role": "assistant", "content": row["chosen"]}],
+            "rejected": [{"role": "assistant", "content": row["rejected"]}],
+        }
+        if with_ref:
+            record["ref_chosen_logps"] = float(row["ref_chosen_logps"])
+            record["ref_rejected_logps"] = float(row["ref_rejected_logps"])
+        records.append(record)
+    return Dataset.from_list(records)
+
+
+def lora_config(cfg):
+    """A fresh LoRA adapter (B = 0, so the policy starts exactly at the reference)."""
+    from peft import LoraConfig
+
+    targets = cfg.lora_targets if isinstance(cfg.lora_targets, str) else list(cfg.lora_targets)
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
+
+
+def build_trainer(
+    cfg, local, train_rows, val_rows, rd: RunDir, *, kl_prompts: list[list[dict]], on_trainer=None
+):
+    """(CachedRefDPOTrainer with LoRA on `local`'s model, run-files callback, KL callback or None)."""
+    import datasets
+
+    from train.callbacks import make_callbacks
+    from train.dpo_trainer import cached_ref_trainer_class, check_trl_path
+
+    check_trl_path()  # an unpinned TRL upgrade fails here, loudly, instead of training on recomputed references
+    datasets.disable_progress_bars()
+    files, kl = make_callbacks(
+        rd,
+        tokenizer=local.tokenizer,
+        kl_prompts=kl_prompts[: cfg.kl_prompts],
+        kl_every=cfg.kl_every,
+        kl_tokens=cfg.kl_max_new_tokens,
+        seed=cfg.seed,
+    )
+    trainer = cached_ref_trainer_class()(
+        model=local.model,
+        args=cfg,
+        train_dataset=to_dataset(train_rows),
+        eval_dataset=to_dataset(val_rows),
+        processing_class=local.tokenizer,
+        peft_config=lora_config(cfg),
+        callbacks=[c for c in (files, kl) if c is not None],
+    )
+    if on_trainer is not None:
+        on_trainer(trainer)
+    return trainer, files, kl
+
+
+def save_adapter(trainer, rd: RunDir) -> Path:
+    """Save the LoRA adapter to a temporary folder, then rename it to RUN_DIR/adapter in one step."""
+    partial = rd / f".{ADAPTER}.partial"
+    target = rd / ADAPTER
+    if trainer.accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(partial))  # every process: ZeRO-3 / FSDP gather the weights collectively
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(partial, target)
+    return target
+
+
+def _train_seconds(trainer) -> float | None:
+    for row in reversed(trainer.state.log_history):
+        if "train_runtime" in row:
+            return float(row["train_runtime"])
+    return None
+
+
+def _is_main_process() -> bool:
+    # Under `accelerate launch` every rank runs this module; RANK is set before any torch import.
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:400] if not isinstance(exc, PrefLabError) else text[:400]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
