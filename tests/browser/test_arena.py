@@ -64,6 +64,8 @@ def test_six_blind_votes_by_keyboard(page, tmp_path):
         for key in plan:
             left = page.locator("#arena-left textarea").input_value()
             right = page.locator("#arena-right textarea").input_value()
+            # The tee reads its copy of the stream asynchronously: wait until it has caught up with the screen.
+            page.wait_for_function("(t) => window.__seen.join('').includes(t)", arg=left)
             # Every message since the last one that revealed identities (the previous vote's reveal)
             # must be free of variant names: that is all the browser got about this battle.
             messages = [m for chunk in page.evaluate("window.__seen") for m in chunk.split("\n\n")]
