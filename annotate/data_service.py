@@ -1,11 +1,14 @@
-"""What the Data tab calls: imports (the demo prompts, a user's file), previews and labelling stats."""
+"""What the Data tab calls: imports (demo prompts, prompt or preference files), exports and statistics."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
-from annotate.importer import ImportReport, import_prompts, preview_rows
+from annotate.export import ExportFilters, export_dataset
+from annotate.importer import import_prompts
+from annotate.pref_import import import_preferences, preview_preferences
 from annotate.stats import format_stats, labelling_stats
 
 log = logging.getLogger(__name__)
@@ -14,20 +17,43 @@ DEMO_PROMPTS = Path(__file__).resolve().parents[1] / "data" / "incidents.jsonl"
 
 
 class DataService:
-    """Imports and statistics over the store."""
+    """Imports, exports and statistics over the store."""
 
-    def __init__(self, store):
+    def __init__(self, store, exports_dir: Path):
         self.store = store
+        self.exports_dir = Path(exports_dir)
 
-    def load_demo(self) -> ImportReport:
+    def load_demo(self):
         """Import the shipped incident-triage prompts (re-running adds nothing)."""
         return import_prompts(self.store, str(DEMO_PROMPTS))
 
-    def import_file(self, path: str, *, skip_bad: bool = False) -> ImportReport:
-        return import_prompts(self.store, path, skip_bad=skip_bad)
+    def preview(self, path: str, fmt: str = "auto", n: int = 5):
+        """The detected format and the first rows as they would be stored."""
+        return preview_preferences(path, n, format=fmt)
 
-    def preview(self, path: str, n: int = 5) -> list[dict]:
-        return preview_rows(path, n)
+    def import_file(self, path: str, *, fmt: str = "auto", skip_bad: bool = False, review: bool = False):
+        """Prompts or preference data, by the detected (or forced) format; one transaction either way."""
+        detected = self.preview(path, fmt, n=1).format if fmt == "auto" else fmt
+        if detected == "prompts":
+            return import_prompts(self.store, path, skip_bad=skip_bad)
+        report = import_preferences(self.store, path, format=fmt, skip_bad=skip_bad)
+        if review:
+            self.store.queue_model_pairs_for_review(report.model)
+        return report
+
+    def export(self, fmt: str, filters: ExportFilters):
+        """Write the confirmed triples to a new file under the home's exports folder."""
+        self.exports_dir.mkdir(parents=True, exist_ok=True)
+        path = self.exports_dir / f"preferences-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+        return export_dataset(self.store, path, format=fmt, filters=filters)
+
+    def hub_dry_run(self, repo_id: str, filters: ExportFilters):
+        """Write exactly the folder a Hub push would upload (data/*.parquet + README.md card), without pushing."""
+        from annotate.hub import build_dataset_folder, check_repo_id
+
+        repo_id = check_repo_id(repo_id)
+        out = self.exports_dir / f"hub-{repo_id.replace('/', '--')}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return build_dataset_folder(self.store, out, filters, name=repo_id)
 
     def stats(self) -> dict:
         return labelling_stats(self.store.label_frame(), self.store.verdict_frame())

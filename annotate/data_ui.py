@@ -1,8 +1,8 @@
-"""The Data tab: import prompts (the demo set or a file) and read the labelling statistics."""
+"""The Data tab: import prompts or preference data, export the triples, read the labelling statistics."""
 
 from __future__ import annotations
 
-import json
+import html
 
 import gradio as gr
 
@@ -11,31 +11,78 @@ from context import Context
 from errors import PrefLabError
 from ui_common import counts_line, empty_state
 
+FORMATS = ["auto", "prompts", "trl", "trl-conversational", "ultrafeedback", "hh-rlhf"]
+
 
 def data_empty_state(counts: dict[str, int]) -> str:
     """What the Data tab tells a user before any import."""
     steps = [
         "Load the demo prompts (340 incident reports to triage) below, or import your own file.",
         "Label pairs in **Annotate**; confirmed labels become (prompt, chosen, rejected) triples.",
-        "Export them: `python launch.py export --format jsonl --output triples.jsonl`, or `--hub ORG/NAME`.",
+        "Export them below (JSONL or Parquet in TRL's format), or publish with `launch.py export --hub ORG/NAME`.",
     ]
     return empty_state("Your data", steps) + f"\n\n<small>{counts_line(counts)}</small>"
 
 
 def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
     """Widgets and events of the Data tab."""
-    svc = DataService(ctx.store)
+    from annotate.export import ExportFilters
+
+    svc = DataService(ctx.store, ctx.cfg.paths.home / "exports")
     status = gr.Markdown(elem_id="data-empty", elem_classes=["empty-state"])
+    gr.Markdown("### Import")
     with gr.Row():
         load_demo = gr.Button(
             "Load the demo prompts", elem_id="load-demo", variant="primary", scale=0, min_width=220
         )
         upload = gr.File(
-            label="Import prompts (JSONL, JSON, CSV, Parquet)", elem_id="import-file", type="filepath"
+            label="Prompts or preference data (JSONL, JSONL.gz, JSON, CSV, Parquet)",
+            elem_id="import-file",
+            type="filepath",
         )
-        skip_bad = gr.Checkbox(label="Skip malformed rows", value=False, elem_id="import-skip-bad", scale=0)
+        with gr.Column(scale=0, min_width=220):
+            fmt = gr.Dropdown(FORMATS, value="auto", label="Format", elem_id="import-format")
+            skip_bad = gr.Checkbox(label="Skip malformed rows", value=False, elem_id="import-skip-bad")
+            review = gr.Checkbox(
+                label="Queue imported pairs for review", value=False, elem_id="import-review"
+            )
+    detected = gr.Markdown(elem_id="import-detected")
     preview = gr.JSON(label="Preview of the first rows", elem_id="import-preview", visible=False)
+    do_import = gr.Button("Import this file", elem_id="import-run", visible=False, scale=0, min_width=200)
     result = gr.Textbox(label="Last import", elem_id="import-result", interactive=False, lines=1)
+
+    gr.Markdown("### Export (TRL conversational preference format, with provenance)")
+    with gr.Row():
+        exp_format = gr.Dropdown(
+            ["jsonl", "parquet"], value="jsonl", label="File format", elem_id="export-format"
+        )
+        exp_sources = gr.CheckboxGroup(
+            ["human", "judge", "import"],
+            value=[],
+            label="Label sources (none ticked: all)",
+            elem_id="export-sources",
+        )
+        exp_agreement = gr.Dropdown(
+            ["any", "agree", "disagree"],
+            value="any",
+            label="Agreement with the judge",
+            elem_id="export-agreement",
+        )
+        exp_ties = gr.Dropdown(
+            ["drop", "keep"], value="drop", label="Ties and both-bad", elem_id="export-ties"
+        )
+    with gr.Row():
+        export_btn = gr.Button("Export to a file", elem_id="export-run", scale=0, min_width=200)
+        hub_repo = gr.Textbox(
+            label="Hub dataset (ORG/NAME) for a dry run", elem_id="export-hub-repo", scale=1
+        )
+        hub_btn = gr.Button(
+            "Write the Hub folder (dry run)", elem_id="export-hub-dry-run", scale=0, min_width=240
+        )
+    export_file = gr.File(label="Exported file", elem_id="export-file", visible=False)
+    export_result = gr.Textbox(label="Last export", elem_id="export-result", interactive=False, lines=2)
+
+    gr.Markdown("### Statistics")
     stats = gr.Textbox(label="Labelling statistics", elem_id="stats", interactive=False, lines=12)
     refresh = gr.Button("Refresh statistics", elem_id="refresh-stats", scale=0, min_width=200)
 
@@ -54,25 +101,67 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
             status: data_empty_state(ctx.store.counts()),
         }
 
-    def on_upload(path: str | None, skip: bool):
+    def on_upload(path: str | None, fmt_v: str):
         if not path:
-            return {preview: gr.JSON(visible=False)}
+            return {preview: gr.JSON(visible=False), do_import: gr.Button(visible=False), detected: ""}
         try:
-            rows = svc.preview(path)
-            report = svc.import_file(path, skip_bad=skip)
+            seen = svc.preview(path, fmt_v)
+        except PrefLabError as exc:
+            return {detected: html.escape(f"Cannot read this file: {exc}"), preview: gr.JSON(visible=False)}
+        # gr.JSON renders values as text, so untrusted rows stay inert.
+        return {
+            detected: html.escape(f"Format: {seen.format} ({seen.detected})"),
+            preview: gr.JSON(value=seen.rows, visible=True),
+            do_import: gr.Button(visible=True),
+        }
+
+    def on_import(path: str | None, fmt_v: str, skip: bool, review_v: bool):
+        if not path:
+            gr.Warning("Choose a file first.")
+            return {result: gr.skip()}
+        try:
+            report = svc.import_file(path, fmt=fmt_v, skip_bad=skip, review=review_v)
         except PrefLabError as exc:
             gr.Warning(str(exc))
-            return {result: f"not imported: {exc}"}
-        # gr.JSON renders values as text, so untrusted prompts stay inert.
+            return {result: f"not imported (nothing written): {exc}"}
         return {
-            preview: gr.JSON(value=json.loads(json.dumps(rows, default=str)), visible=True),
             result: report.summary(),
             stats: svc.stats_text(),
             status: data_empty_state(ctx.store.counts()),
         }
 
+    def filters(sources, agreement, ties) -> ExportFilters:
+        return ExportFilters(sources=tuple(sources or ()), agreement=agreement, ties=ties)
+
+    def on_export(fmt_v, sources, agreement, ties):
+        try:
+            report = svc.export(fmt_v, filters(sources, agreement, ties))
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return {export_result: str(exc), export_file: gr.File(visible=False)}
+        return {export_result: report.summary(), export_file: gr.File(value=str(report.path), visible=True)}
+
+    def on_hub(repo, sources, agreement, ties):
+        try:
+            folder = svc.hub_dry_run(repo, filters(sources, agreement, ties))
+        except PrefLabError as exc:
+            gr.Warning(str(exc))
+            return {export_result: str(exc)}
+        return {export_result: folder.summary() + " — push it with `launch.py export --hub ORG/NAME`."}
+
     demo.load(on_load, None, [status, stats], api_name=False)
     load_demo.click(on_demo, None, [result, stats, status], api_name="load_demo")
-    upload.upload(on_upload, [upload, skip_bad], [preview, result, stats, status], api_name=False)
+    upload.change(on_upload, [upload, fmt], [detected, preview, do_import], api_name=False)
+    fmt.change(on_upload, [upload, fmt], [detected, preview, do_import], api_name=False)
+    do_import.click(
+        on_import, [upload, fmt, skip_bad, review], [result, stats, status], api_name="import_file"
+    )
+    export_btn.click(
+        on_export,
+        [exp_format, exp_sources, exp_agreement, exp_ties],
+        [export_result, export_file],
+        api_name="export",
+    )
+    hub_btn.click(on_hub, [hub_repo, exp_sources, exp_agreement, exp_ties], [export_result], api_name=False)
     refresh.click(on_load, None, [status, stats], api_name=False)
     return svc
