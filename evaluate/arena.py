@@ -174,4 +174,29 @@ class ArenaService:
         except Exception as exc:  # too few votes for the regression: say so instead of failing the tab
             lines.append(f"Length-controlled rate: not yet ({exc})")
         lines.append(f"{len(pair)} votes from {pair['voter'].nunique()} voter(s).")
+        board = self.leaderboard(frame)
+        if board:
+            lines.append(board)
         return "\n\n".join(lines)
+
+    def leaderboard(self, frame=None) -> str:
+        """Bradley–Terry ratings (Elo scale, bootstrap 95% intervals) once three or more variants met."""
+        from evaluate.ratings import bradley_terry
+
+        frame = self.store.battle_frame() if frame is None else frame
+        if frame.empty or len(set(frame["left"]) | set(frame["right"])) < 3:
+            return ""
+        table = bradley_terry(frame, n_boot=200, seed=self.base_seed)
+        rows = [
+            f"| {r.variant} | {r.rating:.0f} | {r.low:.0f}–{r.high:.0f} | {r.n_votes} |"
+            for r in table.itertuples()
+        ]
+        return "\n".join(
+            [
+                "**All variants (Bradley–Terry, Elo scale, 95% bootstrap interval)**",
+                "",
+                "| variant | rating | 95% CI | votes |",
+                "|---|---|---|---|",
+                *rows,
+            ]
+        )

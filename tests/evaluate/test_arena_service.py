@@ -75,3 +75,24 @@ def test_bad_matchups_are_refused(ctx):
         Matchup("sft", "sft")
     with pytest.raises(UserInputError):
         ArenaService(ctx).prepare(Matchup("sft", "nope"))
+
+
+def test_leaderboard_appears_once_three_variants_met(ctx):
+    _seed(ctx.store, n=4)
+    svc = ArenaService(ctx)
+    assert svc.leaderboard() == ""
+    third = ctx.store.add_model("sft+dpo@2", "tiny", ["b"], "dpo")
+    cell = ResponseParams().cell()
+    for p in ctx.store.list_prompts(split="heldout"):
+        ctx.store.add_generations(
+            third.id, [NewGeneration(p.id, cell, f"third answer {p.id}", {}, 1, 3, 0.1)]
+        )
+    for m in (Matchup("sft", "sft+dpo@1"), Matchup("sft", "sft+dpo@2"), Matchup("sft+dpo@1", "sft+dpo@2")):
+        battle = svc.next_battle("ann", m)
+        while battle is not None:
+            winner = max(battle.left_variant, battle.right_variant)  # a fixed order: @2 > @1 > sft
+            svc.vote("ann", battle, "left" if battle.left_variant == winner else "right")
+            battle = svc.next_battle("ann", m)
+    board = svc.leaderboard()
+    lines = [line for line in board.splitlines() if line.startswith("| sft")]
+    assert [line.split("|")[1].strip() for line in lines] == ["sft+dpo@2", "sft+dpo@1", "sft"]
