@@ -104,3 +104,25 @@ def test_missing_variant_and_bad_config_are_user_errors(store, tiny_pool):
         GenerateConfig(per_prompt=3)
     with pytest.raises(UserInputError, match="top-p"):
         GenerateConfig(top_p=0)
+
+
+def test_fewshot_strategy_uses_two_different_prefixes(sft_store, tiny_pool):
+    from annotate.generation import fewshot_prefixes
+
+    calls = []
+    model = tiny_pool.loader.model
+    original = model.generate
+
+    def spy(prompts, params, **kw):
+        calls.append(prompts)
+        return original(prompts, params, **kw)
+
+    model.generate = spy
+    result = run_generation(sft_store, tiny_pool, _cfg(strategy="fewshot", limit=2))
+    assert result.generated == 4 and len(calls) == 2
+    first, second = (c[0] for c in calls)
+    # Each slot's chat = its own one-shot example (user + assistant turns) + the real prompt.
+    assert first[-1] == second[-1] and first[:-1] != second[:-1]
+    assert [m["role"] for m in first] == ["user", "assistant", "user"]
+    with pytest.raises(UserInputError):
+        fewshot_prefixes([([{"role": "user", "content": "x"}], "y")])

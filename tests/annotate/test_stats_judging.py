@@ -138,3 +138,46 @@ def test_human_labels_agree_with_rule_judge_in_stats(store):
         "suggestion_shown"
     ]
     assert fig["n"] == 6 and fig["accuracy"] == 1.0
+
+
+class FakeBatchJudge(RuleJudge):
+    """A rule judge that answers through a Message-Batches-shaped API and records what it was sent."""
+
+    name = "anthropic"
+    model = "fake-opus"
+    label = "fake batch judge"
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def run_batch(self, items, *, poll_interval, progress=None):
+        from dataclasses import replace
+
+        self.calls.append([i.custom_id for i in items])
+        out = {}
+        for item in items:
+            verdict = self.judge_pair(item.prompt, item.a, item.b, gold=item.gold)
+            ab = replace(verdict.ab, judge=self.name, model=self.model, batch_id="msgbatch_1")
+            ba = replace(verdict.ba, judge=self.name, model=self.model, batch_id="msgbatch_1")
+            out[item.custom_id] = type(verdict).combine(ab, ba)
+        return out
+
+
+def test_batch_judging_ingests_every_pair_with_its_batch_id(store):
+    _pairs(store, 5)
+    judge = FakeBatchJudge()
+    report = judge_pending(Suggester(store, judge), batch=True)
+    assert judge.calls == [[f"pair{i}" for i in range(1, 6)]]
+    assert report.judged == 5 and report.consistent == 5 and report.batch_id == "msgbatch_1"
+    frame = store.verdict_frame()
+    assert len(frame) == 10 and set(frame["batch_id"]) == {"msgbatch_1"}
+    assert judge_pending(Suggester(store, judge), batch=True).judged == 0
+
+
+def test_batch_needs_the_anthropic_judge(store):
+    from errors import UserInputError
+
+    _pairs(store, 1)
+    with pytest.raises(UserInputError, match="--batch"):
+        judge_pending(Suggester(store, RuleJudge()), batch=True)
