@@ -154,8 +154,9 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
         return user or (name or "").strip()
 
     def show(screen: Screen | None, name: str, hide_value: bool) -> dict:
-        counts = svc.counts()
         if screen is None:
+            # Counts only feed the empty state: a vote that shows the next pair never pays for them.
+            counts = svc.counts()
             return {
                 state: {"pair_id": None, "shown_at": 0.0, "pending": False},
                 progress: progress_text(None, counts, name),
@@ -171,7 +172,7 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
         head, why = suggestion_html(screen, hide_value)
         return {
             state: {"pair_id": screen.pair_id, "shown_at": time.time(), "pending": screen.verdict is None},
-            progress: progress_text(screen, counts, name),
+            progress: progress_text(screen, {}, name),
             empty_col: gr.Column(visible=False),
             empty_md: "",
             pair_col: gr.Column(visible=True),
