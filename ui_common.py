@@ -16,3 +16,10 @@ def counts_line(counts: dict[str, int]) -> str:
     """One line summarising what the database holds."""
     keys = ("prompts", "generations", "pairs", "labels", "preference_triples", "runs", "battles")
     return " · ".join(f"{counts.get(k, 0)} {k.replace('_', ' ')}" for k in keys)
+
+
+def warn(exc: BaseException | str) -> None:
+    """A warning toast; Gradio renders toast text as HTML, and messages quote user-chosen names."""
+    import gradio as gr
+
+    gr.Warning(html.escape(str(exc)))

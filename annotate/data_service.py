@@ -28,8 +28,15 @@ class DataService:
         return import_prompts(self.store, str(DEMO_PROMPTS))
 
     def preview(self, path: str, fmt: str = "auto", n: int = 5):
-        """The detected format and the first rows as they would be stored."""
-        return preview_preferences(path, n, format=fmt)
+        """The detected format and the first rows as they would be stored (prompt files included)."""
+        from dataclasses import replace
+
+        from annotate.importer import preview_rows
+
+        seen = preview_preferences(path, n, format=fmt)
+        if seen.format == "prompts" and not seen.rows:
+            return replace(seen, rows=preview_rows(path, n))
+        return seen
 
     def import_file(self, path: str, *, fmt: str = "auto", skip_bad: bool = False, review: bool = False):
         """Prompts or preference data, by the detected (or forced) format; one transaction either way."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import html
-
 import gradio as gr
 
 from annotate.data_service import DataService
 from context import Context
 from errors import PrefLabError
-from ui_common import counts_line, empty_state
+from safe_text import md_text
+from ui_common import counts_line, empty_state, warn
 
 FORMATS = ["auto", "prompts", "trl", "trl-conversational", "ultrafeedback", "hh-rlhf"]
 
@@ -93,7 +92,7 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
         try:
             report = svc.load_demo()
         except PrefLabError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return {result: gr.skip()}
         return {
             result: report.summary(),
@@ -107,10 +106,10 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
         try:
             seen = svc.preview(path, fmt_v)
         except PrefLabError as exc:
-            return {detected: html.escape(f"Cannot read this file: {exc}"), preview: gr.JSON(visible=False)}
+            return {detected: md_text(f"Cannot read this file: {exc}"), preview: gr.JSON(visible=False)}
         # gr.JSON renders values as text, so untrusted rows stay inert.
         return {
-            detected: html.escape(f"Format: {seen.format} ({seen.detected})"),
+            detected: md_text(f"Format: {seen.format} ({seen.detected})"),
             preview: gr.JSON(value=seen.rows, visible=True),
             do_import: gr.Button(visible=True),
         }
@@ -122,7 +121,7 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
         try:
             report = svc.import_file(path, fmt=fmt_v, skip_bad=skip, review=review_v)
         except PrefLabError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return {result: f"not imported (nothing written): {exc}"}
         return {
             result: report.summary(),
@@ -137,7 +136,7 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
         try:
             report = svc.export(fmt_v, filters(sources, agreement, ties))
         except PrefLabError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return {export_result: str(exc), export_file: gr.File(visible=False)}
         return {export_result: report.summary(), export_file: gr.File(value=str(report.path), visible=True)}
 
@@ -145,7 +144,7 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
         try:
             folder = svc.hub_dry_run(repo, filters(sources, agreement, ties))
         except PrefLabError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return {export_result: str(exc)}
         return {export_result: folder.summary() + " — push it with `launch.py export --hub ORG/NAME`."}
 

@@ -11,6 +11,9 @@ from errors import UserInputError
 log = logging.getLogger(__name__)
 
 SIDES = ("A", "B", "tie", "both_bad", "skip")
+# The longest note and chosen-response edit accepted (the textboxes cap the same; the API must too).
+MAX_NOTE_CHARS = 2000
+MAX_EDIT_CHARS = 20000
 _ANNOTATOR = re.compile(r"^[\w.@+-]{1,64}$")
 
 
@@ -142,6 +145,10 @@ class LabelService:
             suggestion = _decision(
                 {"a": "A", "b": "B"}.get(verdict.suggestion, verdict.suggestion), order.swapped
             )
+        if note is not None and len(note) > MAX_NOTE_CHARS:
+            raise UserInputError(f"a note holds at most {MAX_NOTE_CHARS} characters, got {len(note)}")
+        if chosen_edit is not None and len(chosen_edit) > MAX_EDIT_CHARS:
+            raise UserInputError(f"an edit holds at most {MAX_EDIT_CHARS} characters, got {len(chosen_edit)}")
         edit = (chosen_edit or "").strip() or None
         if edit is not None and side not in ("A", "B"):
             raise UserInputError("an edit of the chosen response needs a vote for A or B")

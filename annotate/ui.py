@@ -7,11 +7,12 @@ import time
 
 import gradio as gr
 
-from annotate.labelling import Screen
+from annotate.labelling import MAX_EDIT_CHARS, MAX_NOTE_CHARS, Screen
 from annotate.service import AnnotateService
 from context import Context
 from errors import PrefLabError
-from ui_common import counts_line, empty_state
+from safe_text import md_text
+from ui_common import counts_line, empty_state, warn
 
 VOTE_BUTTONS = (
     ("A", "vote-a", "A is better  [1]", "primary"),
@@ -76,9 +77,9 @@ def suggestion_html(screen: Screen, hide: bool) -> tuple[str, str]:
 
 def progress_text(screen: Screen | None, counts: dict[str, int], annotator: str) -> str:
     if screen is None:
-        return f"**{html.escape(annotator)}** · {counts.get('pairs', 0)} pairs in the queue"
+        return f"**{md_text(annotator)}** · {counts.get('pairs', 0)} pairs in the queue"
     return (
-        f"**{html.escape(annotator)}**: {screen.mine} labelled · team: {screen.labelled_pairs}/{screen.total} "
+        f"**{md_text(annotator)}**: {screen.mine} labelled · team: {screen.labelled_pairs}/{screen.total} "
         f"pairs labelled · pair #{screen.pair_id}"
     )
 
@@ -121,11 +122,12 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
             }
             undo = gr.Button("Undo  [u]", elem_id="undo", variant="stop", size="lg")
         with gr.Accordion("Note and edit (optional)", open=False):
-            note = gr.Textbox(label="Note", elem_id="note", lines=1, max_length=2000)
+            note = gr.Textbox(label="Note", elem_id="note", lines=1, max_length=MAX_NOTE_CHARS)
             edit = gr.Textbox(
                 label="Edit the chosen response (stored as an edit; the original is kept)",
                 elem_id="chosen-edit",
                 lines=4,
+                max_length=MAX_EDIT_CHARS,
             )
         gr.Markdown(KEY_HELP, elem_classes=["kbd-help"])
     with gr.Row():
@@ -188,7 +190,7 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
         try:
             return {**show(svc.current(name), name, hide_value), annotator: name}
         except PrefLabError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return {**show(None, name, hide_value), annotator: name}
 
     def make_vote(side: str):
@@ -210,7 +212,7 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
                     seconds_spent=round(time.time() - st.get("shown_at", time.time()), 2),
                 )
             except PrefLabError as exc:
-                gr.Warning(str(exc))
+                warn(exc)
                 return {state: gr.skip()}
             return {**show(screen, name, hide_value), note: "", edit: ""}
 
@@ -221,7 +223,7 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
         try:
             return {**show(svc.undo(name), name, hide_value), note: "", edit: ""}
         except PrefLabError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return {state: gr.skip()}
 
     def on_hide(name: str, st: dict, hide_value: bool, request: gr.Request):
@@ -234,19 +236,19 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
         try:
             job_id = svc.start_generation()
         except PrefLabError as exc:
-            gr.Warning(str(exc))
-            return {gen_status: html.escape(str(exc))}
+            warn(exc)
+            return {gen_status: md_text(exc)}
         gr.Info(f"Generation job #{job_id} started; pairs appear as each batch finishes.")
-        return {gen_status: html.escape(svc.generation_status().text)}
+        return {gen_status: md_text(svc.generation_status().text)}
 
     def on_cancel():
         if svc.cancel_generation():
             gr.Info("Cancelling after the current batch.")
-        return {gen_status: html.escape(svc.generation_status().text)}
+        return {gen_status: md_text(svc.generation_status().text)}
 
     def on_tick(name: str, st: dict, hide_value: bool, request: gr.Request):
         """Poll: job progress always; the pair area only when a suggestion is pending or nothing is shown."""
-        out = {gen_status: html.escape(svc.generation_status().text)}
+        out = {gen_status: md_text(svc.generation_status().text)}
         name = who(name, request)
         try:
             if st.get("pair_id") is None:

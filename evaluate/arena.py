@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from errors import UserInputError
 from evaluate.responses import ResponseParams, ensure_responses
+from safe_text import md_text
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +153,11 @@ class ArenaService:
         if vote not in VOTES:
             raise UserInputError(f"vote must be one of {', '.join(VOTES)}, got {vote!r}")
         self.store.add_battle(battle.prompt_id, battle.left_gen, battle.right_gen, battle.seed, voter, vote)
-        picked = {"left": battle.left_variant, "right": battle.right_variant}.get(vote)
+        # Variant names are user-chosen text: shown literally in the Markdown reveal.
+        left, right = md_text(battle.left_variant), md_text(battle.right_variant)
+        picked = {"left": left, "right": right}.get(vote)
         verdict = f"you preferred **{picked}**" if picked else f"you voted {vote.replace('_', ' ')}"
-        return f"Left was **{battle.left_variant}**, right was **{battle.right_variant}**: {verdict}."
+        return f"Left was **{left}**, right was **{right}**: {verdict}."
 
     def results(self, matchup: Matchup) -> str:
         """Markdown: win rate with its interval, position bias and the length-controlled rate."""
@@ -167,12 +170,14 @@ class ArenaService:
         ]
         if pair.empty:
             return "No votes in this matchup yet."
-        lines = [f"**{win_rate(pair, matchup.b, matchup.a).summary()}**"]
-        lines.append(f"Position bias: {position_bias(pair)['summary']}")
+        lines = [f"**{md_text(win_rate(pair, matchup.b, matchup.a).summary())}**"]
+        lines.append(f"Position bias: {md_text(position_bias(pair)['summary'])}")
         try:
-            lines.append(f"Length: {length_controlled_win_rate(pair, matchup.b, matchup.a).summary()}")
+            lines.append(
+                f"Length: {md_text(length_controlled_win_rate(pair, matchup.b, matchup.a).summary())}"
+            )
         except Exception as exc:  # too few votes for the regression: say so instead of failing the tab
-            lines.append(f"Length-controlled rate: not yet ({exc})")
+            lines.append(f"Length-controlled rate: not yet ({md_text(exc)})")
         lines.append(f"{len(pair)} votes from {pair['voter'].nunique()} voter(s).")
         board = self.leaderboard(frame)
         if board:
@@ -188,7 +193,7 @@ class ArenaService:
             return ""
         table = bradley_terry(frame, n_boot=200, seed=self.base_seed)
         rows = [
-            f"| {r.variant} | {r.rating:.0f} | {r.low:.0f}–{r.high:.0f} | {r.n_votes} |"
+            f"| {md_text(r.variant)} | {r.rating:.0f} | {r.low:.0f}–{r.high:.0f} | {r.n_votes} |"
             for r in table.itertuples()
         ]
         return "\n".join(

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from evaluate.ratings import bootstrap_ci, paired_delta_ci
+from safe_text import md_text
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ def summarise(
 
 
 def _escape(text: str) -> str:
-    return str(text).replace("|", "\\|")
+    # Cells hold variant names and scorer labels: literal text, pipes included.
+    return md_text(text)
 
 
 def table_markdown(table: pd.DataFrame) -> str:
@@ -116,7 +118,10 @@ def table_markdown(table: pd.DataFrame) -> str:
     header = [table.index.name or METRIC, *table.columns]
     lines = ["| " + " | ".join(_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
     for metric, row in table.iterrows():
-        lines.append("| " + " | ".join(_escape(x) for x in [metric, *row.tolist()]) + " |")
+        # Our own numbers go out as they are; names and labels are escaped.
+        lines.append(
+            "| " + " | ".join([_escape(metric), *(str(x).replace("|", "\\|") for x in row.tolist())]) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -131,7 +136,7 @@ def header_line(result: EvalResult) -> str:
     )
     return (
         f"Eval #{result.eval_run_id} · {n} {result.prompt_set} prompts · sampling {sampling} · "
-        f"judge: {cfg.get('judge_label', '?')} · 95% bootstrap intervals over prompts, Δ paired by prompt"
+        f"judge: {md_text(cfg.get('judge_label', '?'))} · 95% bootstrap intervals over prompts, Δ paired by prompt"
     )
 
 
@@ -152,8 +157,9 @@ def circularity_note(info: dict | None) -> str | None:
     if not info:
         return None
     return (
-        f"† partly circular: the eval judge ({info['judge_label']}) also made {info['labels']} live preference "
-        f"label(s) (annotator `{info['annotator']}`) before {', '.join(info['variants'])} was registered, so "
+        f"† partly circular: the eval judge ({md_text(info['judge_label'])}) also made {info['labels']} live "
+        f"preference label(s) (annotator {md_text(info['annotator'])}) before "
+        f"{', '.join(md_text(v) for v in info['variants'])} was registered, so "
         "they may have trained it; rows marked † partly measure agreement with its own labels. "
         "Rule: live labels with source 'judge' by the same judge and model, created before the adapter's variant."
     )
@@ -166,8 +172,8 @@ def arena_note(store, last: str, reference: str) -> str:
     votes = store.eval_battle_frame()
     pair = votes[votes["left"].isin([last, reference]) & votes["right"].isin([last, reference])]
     if last == reference or pair.empty:
-        return f"Human arena (blind votes): no votes between {last} and {reference} yet (Arena tab)."
-    return f"Human arena (blind votes): {win_rate(pair, last, reference).summary()}."
+        return f"Human arena (blind votes): no votes between {md_text(last)} and {md_text(reference)} yet (Arena tab)."
+    return f"Human arena (blind votes): {md_text(win_rate(pair, last, reference).summary())}."
 
 
 def agreement_note(store) -> str:

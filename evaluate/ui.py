@@ -5,7 +5,8 @@ from __future__ import annotations
 import gradio as gr
 
 from context import Context
-from ui_common import empty_state
+from safe_text import md_text
+from ui_common import empty_state, warn
 
 
 def arena_empty_state(n_models: int) -> str:
@@ -122,7 +123,7 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
         try:
             return show(svc.next_battle(name.strip() or "voter", m) if m else None, m)
         except PrefLabError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return show(None, m)
 
     def make_vote(vote: str):
@@ -133,7 +134,7 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
             try:
                 text = svc.vote(who, battle, vote)
             except PrefLabError as exc:
-                gr.Warning(str(exc))
+                warn(exc)
                 return {battle_state: gr.skip()}
             # The reveal travels alone; the next battle follows in its own message (see .then below).
             return {battle_state: None, reveal: text, results: svc.results(m)}
@@ -154,7 +155,7 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
         try:
             job = svc.prepare(m)
         except PrefLabError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return {job_line: gr.skip()}
         return {matchup_state: m, job_line: f"Preparing responses (job #{job})…"}
 
@@ -170,7 +171,7 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
         try:
             m = Matchup(a, b, prompt_set)
         except PrefLabError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return {chooser: gr.skip()}
         return {
             **show(
@@ -214,7 +215,6 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
 
 def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
     """Widgets and events of the Eval tab: start an eval, read its table and chart, browse samples."""
-    import html
 
     import pandas as pd
 
@@ -277,7 +277,7 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
         try:
             result = load_eval(ctx.store, int(eval_id))
         except PrefLabError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return {table: gr.skip()}
         path = write_chart(result, ctx.cfg.paths.home / "evals" / f"eval_{int(eval_id)}.png")
         prompts = sample_choices(ctx.store, int(eval_id))
@@ -318,13 +318,13 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
             )
             job = start_eval_job(ctx, request)
         except PrefLabError as exc:
-            gr.Warning(str(exc))
-            return {job_line: html.escape(str(exc))}
+            warn(exc)
+            return {job_line: md_text(exc)}
         return {job_line: f"Eval job #{job} started."}
 
     def on_tick(current):
         info = eval_job_status(ctx.store)
-        out = {job_line: html.escape(info["text"])}
+        out = {job_line: md_text(info["text"])}
         if info["eval_run_id"] is not None and info["eval_run_id"] != current and info["status"] == "done":
             choices = eval_choices(ctx.store)
             out[pick] = gr.Dropdown(choices=choices, value=info["eval_run_id"])

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from safe_text import md_text
+
 log = logging.getLogger(__name__)
 
 # Defaults of the warnings. KL is per sampled token (nats); reward gaps are beta-scaled, as TRL logs them.
@@ -170,26 +172,27 @@ def write_report(path: str | Path, *, run: dict[str, Any], frame, warnings: list
         image = f"![curves]({curves.name})"
     except Exception as exc:  # a report without a picture beats no report
         log.warning("could not plot the curves: %s", exc)
-        image = f"(no plot: {exc})"
+        image = f"(no plot: {md_text(exc)})"
     final = run.get("final", {})
     lines = [
         f"# DPO run {run.get('run_id')}: {run.get('status')}",
         "",
-        f"- variant: `{run.get('variant')}` -> `{run.get('model') or 'not registered'}`",
+        # Names, sources and errors are the user's (or a crash's) text: shown literally, never as Markdown.
+        f"- variant: {md_text(run.get('variant'))} -> {md_text(run.get('model') or 'not registered')}",
         f"- data: {run.get('train_pairs')} training + {run.get('val_pairs')} validation triples, "
         f"sources {_fmt_counts(run.get('sources', {}))}; left out: {_fmt_counts(run.get('dropped', {})) or 'none'}",
         f"- snapshot sha256: `{run.get('dataset_hash')}`",
         f"- reference log-probs: {run.get('ref_hits', 0)} cached, {run.get('ref_computed', 0)} computed",
-        f"- settings: {run.get('settings')}",
+        f"- settings: {md_text(run.get('settings'))}",
         f"- steps: {run.get('steps')} of {run.get('total_steps')}, {run.get('seconds_per_step') or '?'} s/step",
     ]
     if run.get("error"):
-        lines.append(f"- error: {run['error']}")
+        lines.append(f"- error: {md_text(run['error'])}")
     lines += ["", "## Final metrics", "", "| metric | value |", "| --- | --- |"]
     for key, value in final.items():
         lines.append(f"| {key} | {_fmt(value)} |")
     lines += ["", "## Warnings", ""]
-    lines += [f"- **{w.code}**: {w.message}" for w in warnings] or ["- none"]
+    lines += [f"- **{w.code}**: {md_text(w.message)}" for w in warnings] or ["- none"]
     lines += [
         "",
         "## Curves",
@@ -225,4 +228,4 @@ def _fmt(value) -> str:
 
 
 def _fmt_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    return ", ".join(f"{md_text(k)} {v}" for k, v in sorted(counts.items()))

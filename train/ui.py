@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 
 import gradio as gr
@@ -10,7 +9,8 @@ import pandas as pd
 
 from context import Context
 from errors import PrefLabError
-from ui_common import empty_state
+from safe_text import md_text
+from ui_common import empty_state, warn
 
 log = logging.getLogger(__name__)
 
@@ -176,14 +176,14 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
         progress = ""
         if job is not None and job.active:
             progress = f" · step {job.progress}/{job.total or '?'}"
-        out[run_status] = html.escape(
+        out[run_status] = md_text(
             f"Run #{latest.id}: {latest.status}{progress}" + (f" — {latest.error}" if latest.error else "")
         )
         from train.health import training_warnings
 
         mine = frame[frame["run_id"] == latest.id] if not frame.empty else frame
         found = training_warnings(mine) if not mine.empty else []
-        out[warnings_md] = "\n".join(f"⚠️ {html.escape(w.message)}" for w in found)
+        out[warnings_md] = "\n\n".join(f"⚠️ {md_text(w.message)}" for w in found)
         run_dir = ctx.cfg.paths.runs / str(latest.id)
         report_path, png = run_dir / "report.md", run_dir / "curves.png"
         text = report_path.read_text() if latest.finished and report_path.is_file() else ""
@@ -212,7 +212,7 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
             cfg = load_config(None, preset_v, overrides)
             run_id = start_training(ctx, cfg)
         except PrefLabError as exc:
-            gr.Warning(str(exc))
+            warn(exc)
             return refresh()
         gr.Info(f"DPO run #{run_id} started; the curves fill in as it trains.")
         return refresh()
@@ -243,8 +243,8 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
                 "train", {"sft": True, **cfg.__dict__, "target_modules": list(cfg.target_modules)}, body
             )
         except PrefLabError as exc:
-            gr.Warning(str(exc))
-            return {sft_status: html.escape(str(exc)), state: st}
+            warn(exc)
+            return {sft_status: md_text(exc), state: st}
         return {sft_status: f"SFT job #{job} started.", state: {**st, "sft_job": job}}
 
     def on_tick(st):
@@ -258,7 +258,7 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
                     if job.active
                     else f"SFT job #{job.id} {job.status}" + (f": {job.error}" if job.error else "")
                 )
-                out[sft_status] = html.escape(text)
+                out[sft_status] = md_text(text)
         return out
 
     start.click(
