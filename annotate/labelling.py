@@ -160,7 +160,8 @@ class LabelService:
             left_gen=left,
             right_gen=right,
             seed=order.seed,
-            suggestion_shown=bool(suggestion_shown and suggestion is not None),
+            # Shown only if the page showed it: not when the random draw withheld it for this pair.
+            suggestion_shown=bool(suggestion_shown and suggestion is not None and not order.hide_suggestion),
             suggestion=suggestion,
             chosen_edit=edit,
             note=(note or "").strip() or None,

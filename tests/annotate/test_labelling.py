@@ -174,3 +174,17 @@ def test_bad_annotator_names_are_refused(store):
     for name in ["", "a b", "<script>", "x" * 65]:
         with pytest.raises(UserInputError):
             svc.current(name)
+
+
+def test_a_suggestion_withheld_by_the_draw_is_recorded_as_not_shown(store):
+    _pairs(store, 40)
+    svc = _service(store, hide_fraction=0.5)
+    hidden = {}
+    screen = svc.current("ann")
+    while screen is not None:
+        hidden[screen.pair_id] = screen.suggestion_hidden
+        # The page always says "shown" unless the user ticked the hide box; the draw must still win.
+        screen = svc.vote("ann", screen.pair_id, "A", suggestion_shown=True)
+    rows = dict(store.cursor().execute("SELECT pair_id, suggestion_shown FROM labels").fetchall())
+    assert any(hidden.values()) and not all(hidden.values())
+    assert all(rows[pid] == (not was_hidden) for pid, was_hidden in hidden.items())
