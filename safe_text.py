@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 import re
 
-# Markdown punctuation that can start a link, image, emphasis, code span, heading, list or table cell.
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+# Markdown punctuation that can build a link or image ([ ] !), emphasis, a code span or a table cell anywhere in a
+# line. (Line-start syntax such as # headings or - lists cannot inject anything, so it is left readable.)
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]!|<>])")
 
 
 def md_text(value: object) -> str:

@@ -158,7 +158,8 @@ def circularity_note(info: dict | None) -> str | None:
         return None
     return (
         f"† partly circular: the eval judge ({md_text(info['judge_label'])}) also made {info['labels']} live "
-        f"preference label(s) (annotator {md_text(info['annotator'])}) before "
+        # A code span shows its content literally once backticks cannot close it early.
+        f"preference label(s) (annotator `{str(info['annotator']).replace('`', '')}`) before "
         f"{', '.join(md_text(v) for v in info['variants'])} was registered, so "
         "they may have trained it; rows marked † partly measure agreement with its own labels. "
         "Rule: live labels with source 'judge' by the same judge and model, created before the adapter's variant."
