@@ -21,7 +21,14 @@ EXAMPLES = [
     for i, word in enumerate(WORDS)
 ]
 # Small and hot so the tiny model moves clearly within ~15 steps.
-FAST = {"epochs": 5, "learning_rate": 1e-2, "batch_size": 4, "lora_r": 8, "lora_dropout": 0.0}
+FAST = {
+    "epochs": 5,
+    "learning_rate": 1e-2,
+    "batch_size": 4,
+    "grad_accum": 1,
+    "lora_r": 8,
+    "lora_dropout": 0.0,
+}
 
 
 def demo_examples(n: int, seed: int = 0) -> list[tuple[list[dict], str]]:
@@ -222,7 +229,9 @@ def test_bad_config_values_name_the_field(field, value):
 def test_config_defaults_and_list_target_modules():
     cfg = SFTRunConfig(target_modules=["q_proj", "v_proj"])
     assert cfg.target_modules == ("q_proj", "v_proj")
-    assert (SFTRunConfig().epochs, SFTRunConfig().learning_rate, SFTRunConfig().batch_size) == (2, 2e-4, 8)
+    default = SFTRunConfig()
+    # Effective batch 8 as 4 x 2: half the peak memory of batch 8 (a 49k-token vocabulary makes big logits).
+    assert (default.epochs, default.learning_rate, default.batch_size, default.grad_accum) == (2, 2e-4, 4, 2)
 
 
 def test_sft_examples_from_prompts_keeps_rows_with_a_gold_answer():

@@ -35,7 +35,10 @@ def ctx(tmp_path, tiny_base_dir):
 def test_sft_registers_variant_and_records_run(ctx):
     steps = []
     result = run_demo_sft(
-        ctx, SFTRunConfig(epochs=1, batch_size=2), base="tiny", progress=lambda s, n, _l: steps.append((s, n))
+        ctx,
+        SFTRunConfig(epochs=1, batch_size=2, grad_accum=1),
+        base="tiny",
+        progress=lambda s, n, _l: steps.append((s, n)),
     )
     assert result["variant"] == "sft" and result["steps"] == 3 and steps[-1] == (3, 3)
     sft = ctx.store.get_model("sft")
