@@ -259,7 +259,9 @@ def test_sft_on_the_default_model_saves_a_loadable_adapter(models_cache, tmp_pat
     before = base.score(prompts, answers, max_length=256)
 
     # Batch 4 for one epoch keeps it to 4 steps of ~5 s on 2 cores (batch 8: ~10 s a step).
-    result = run_sft(base, examples, tmp_path / "run", SFTRunConfig(epochs=1, batch_size=4, max_length=256))
+    result = run_sft(
+        base, examples, tmp_path / "run", SFTRunConfig(epochs=1, batch_size=4, grad_accum=1, max_length=256)
+    )
 
     assert (result.steps, result.n_examples) == (4, 16)
     assert sorted(p.name for p in result.adapter_path.iterdir()) == sorted(ADAPTER_FILES)
