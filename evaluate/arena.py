@@ -152,12 +152,14 @@ class ArenaService:
         """Store the vote; returns the reveal line (the first moment identities reach the browser)."""
         if vote not in VOTES:
             raise UserInputError(f"vote must be one of {', '.join(VOTES)}, got {vote!r}")
-        self.store.add_battle(battle.prompt_id, battle.left_gen, battle.right_gen, battle.seed, voter, vote)
+        vote_id = self.store.add_battle(
+            battle.prompt_id, battle.left_gen, battle.right_gen, battle.seed, voter, vote
+        )
         # Variant names are user-chosen text: shown literally in the Markdown reveal.
         left, right = md_text(battle.left_variant), md_text(battle.right_variant)
         picked = {"left": left, "right": right}.get(vote)
         verdict = f"you preferred **{picked}**" if picked else f"you voted {vote.replace('_', ' ')}"
-        return f"Left was **{left}**, right was **{right}**: {verdict}."
+        return f"Vote #{vote_id} stored. Left was **{left}**, right was **{right}**: {verdict}."
 
     def results(self, matchup: Matchup) -> str:
         """Markdown: win rate with its interval, position bias and the length-controlled rate."""

@@ -77,10 +77,12 @@ def test_six_blind_votes_by_keyboard(page, tmp_path):
                 assert last_reveal == -1, "nothing named a variant before the first vote"
             shown.append((left, right, key))
             page.keyboard.press(key)
+            # The reveal names the stored vote, so it changes even when two battles had the same sides.
             page.wait_for_function(
-                "([l, r]) => { const t = document.querySelector('#arena-reveal').innerText;"
-                " return t.includes('Left was ' + l) && t.includes('right was ' + r); }",
-                arg=[truth[left], truth[right]],
+                "([n, l, r]) => { const t = document.querySelector('#arena-reveal').innerText;"
+                " return t.includes('Vote #' + n + ' stored') && t.includes('Left was ' + l)"
+                " && t.includes('right was ' + r); }",
+                arg=[len(shown), truth[left], truth[right]],
             )
             if len(shown) < len(plan):
                 page.wait_for_function(
