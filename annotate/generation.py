@@ -144,6 +144,7 @@ def run_generation(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> GenerateResult:
     """Generate the missing cells in prompt groups, committing each group and its pairs before the next."""
+    from models.sampling import SamplingParams
     from store import NewGeneration
 
     row = store.get_model(cfg.variant)
@@ -174,41 +175,40 @@ def run_generation(
         if should_stop():
             break
         group = prompts[start : start + cfg.batch_size]
-        for cell in cells:
-            todo = [p for p in group if (p.id, cell.key(cfg)) not in done]
-            if not todo:
-                continue
-            key = cell.key(cfg)
-            seeds = [cell_seed(cfg.seed, p.content_hash, key) for p in todo]
-            chats = [(prefixes[cell.prefix] if prefixes else []) + p.messages for p in todo]
-            from models.local import SamplingParams
+        # Every missing cell of the group in one call: a prompt's K responses share one prompt forward, and
+        # the generator keeps its batch full as rows finish. The group is committed in one transaction.
+        todo = [(p, cell) for p in group for cell in cells if (p.id, cell.key(cfg)) not in done]
+        if todo:
+            params = [SamplingParams(cell.temperature, cfg.top_p, cfg.max_new_tokens) for _, cell in todo]
+            seeds = [cell_seed(cfg.seed, p.content_hash, cell.key(cfg)) for p, cell in todo]
+            chats = [(prefixes[cell.prefix] if prefixes else []) + p.messages for p, cell in todo]
+            within = None
+            if progress:
+                base = finished
 
-            params = SamplingParams(cell.temperature, cfg.top_p, cfg.max_new_tokens)
+                def within(n: int, _total: int, base: int = base) -> None:
+                    progress(base + n, total)
+
             began = time.perf_counter()
-            outs = model.generate(chats, params, seeds=seeds, batch_size=cfg.batch_size)
+            outs = model.generate(chats, params, seeds=seeds, batch_size=cfg.batch_size, progress=within)
             result.seconds += time.perf_counter() - began
             stored = store.add_generations(
                 row.id,
                 [
                     NewGeneration(
                         p.id,
-                        key,
+                        cell.key(cfg),
                         o.text,
-                        {
-                            **params.to_dict(),
-                            "slot": cell.slot,
-                            "strategy": cfg.strategy,
-                            "prefix": cell.prefix,
-                        },
+                        {**sp.to_dict(), "slot": cell.slot, "strategy": cfg.strategy, "prefix": cell.prefix},
                         o.seed,
                         o.n_tokens,
                         o.seconds,
                     )
-                    for p, o in zip(todo, outs, strict=True)
+                    for (p, cell), sp, o in zip(todo, params, outs, strict=True)
                 ],
             )
-            for p, gen_id in zip(todo, stored, strict=True):
-                done[(p.id, key)] = gen_id
+            for (p, cell), gen_id in zip(todo, stored, strict=True):
+                done[(p.id, cell.key(cfg))] = gen_id
             result.generated += len(outs)
             result.tokens += sum(o.n_tokens for o in outs)
             finished += len(outs)

@@ -79,41 +79,28 @@ class LocalModel:
     def generate(
         self,
         prompts: list[Messages],
-        params: SamplingParams,
+        params: SamplingParams | list[SamplingParams],
         *,
         seeds: list[int],
         batch_size: int = 8,
         progress: Progress | None = None,
     ) -> list[Generation]:
-        """One completion per chat prompt; a completion depends only on its own prompt and seed."""
-        from models.generation import generate_batch
+        """One completion per chat prompt; a completion depends only on its own prompt, parameters and seed.
+
+        `params` is one setting for every prompt or one per prompt: the K responses of a prompt (the same chat
+        under K settings) passed in one call share a single prompt forward.
+        """
+        from models.fast_generate import generate_chats
 
         if len(seeds) != len(prompts):
             raise ModelError(f"need one seed per prompt, got {len(seeds)} seeds for {len(prompts)} prompts")
+        per_prompt = list(params) if isinstance(params, list | tuple) else [params] * len(prompts)
+        if len(per_prompt) != len(prompts):
+            raise ModelError(f"need one SamplingParams per prompt, got {len(per_prompt)} for {len(prompts)}")
         _check_batch_size(batch_size)
-        rows = [self._prompt_ids(prompt) for prompt in prompts]
-        # Length-sorted batches waste less compute on padding; per-row seeds make the grouping irrelevant.
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-        results: list[Generation | None] = [None] * len(rows)
-        done = 0
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            with self._lock:
-                batch = generate_batch(
-                    self.model,
-                    self.tokenizer,
-                    [rows[i] for i in chunk],
-                    [seeds[i] for i in chunk],
-                    params,
-                    self.eos_token_ids,
-                    self.tokenizer.pad_token_id,
-                )
-            for i, generation in zip(chunk, batch, strict=True):
-                results[i] = generation
-            done += len(chunk)
-            if progress is not None:
-                progress(done, len(rows))
-        return results  # type: ignore[return-value]
+        # Length-sorted, finished rows dropped and free slots refilled, repeated prompts prefilled once; per-row
+        # seeds make the grouping irrelevant to what is sampled (models/fast_generate.py).
+        return generate_chats(self, prompts, per_prompt, seeds, batch_size=batch_size, progress=progress)
 
     def score(
         self,

@@ -101,15 +101,60 @@ class GumbelSampler:
         return logits + gumbel.to(device=logits.device, dtype=logits.dtype)
 
 
+def nucleus_ids(logits, top_p: float) -> list:
+    """Per row, the ids of the smallest most-probable set whose mass reaches `top_p`, most probable first."""
+    import torch
+
+    # A token is kept while the tokens ranked above it hold less than top_p, so only the head of the ranking
+    # matters; with 49k-token vocabularies a full sort per row and step costs more than the model's forward.
+    # Peaked rows close within a top-64 partial sort. For the others, probabilities are binned by binary exponent
+    # and the first bin where the mass reaches top_p bounds the nucleus from below: every token under that bound
+    # has at least top_p ranked above it, so only the tokens above it are sorted.
+    probs = logits.softmax(dim=-1)
+    out: list = [None] * probs.shape[0]
+    values, ids = probs.topk(min(64, probs.shape[-1]), dim=-1)
+    keep = _prefix(values, top_p)
+    open_rows = []
+    for row in range(probs.shape[0]):
+        if keep[row].all() and ids.shape[-1] < probs.shape[-1]:
+            open_rows.append(row)
+        else:
+            out[row] = ids[row, : int(keep[row].sum())]
+    if open_rows:
+        sub = probs[open_rows]
+        exponent = torch.frexp(sub).exponent  # p in [2^(e-1), 2^e); e <= 1
+        bins = (1 - exponent.long()).clamp_(0, 200)
+        mass = torch.zeros((len(open_rows), 201), dtype=sub.dtype, device=sub.device).scatter_add_(
+            1, bins, sub
+        )
+        first = (mass.cumsum(dim=1) < top_p).sum(dim=1).tolist()
+        for j, row in enumerate(open_rows):
+            # The lower edge of bin b is 2^(-b); rounding may leave the nucleus open there: then sort everything.
+            candidates = (sub[j] >= 2.0 ** -first[j]).nonzero().flatten()
+            values, order = sub[j, candidates].sort(descending=True)
+            keep = _prefix(values[None], top_p)[0]
+            if keep.all() and candidates.numel() < sub.shape[-1]:
+                values, candidates = sub[j].sort(descending=True)
+                order = torch.arange(values.numel(), device=values.device)
+                keep = _prefix(values[None], top_p)[0]
+            out[row] = candidates[order[keep]]
+    return out
+
+
+def _prefix(values, top_p: float):
+    """For rows of descending probabilities: keep each while the mass before it is below top_p (at least one)."""
+    mass_before = values.cumsum(dim=-1) - values
+    keep = (mass_before < top_p).int().cumprod(dim=-1).bool()
+    keep[..., 0] = True
+    return keep
+
+
 def top_p_mask(logits, top_p: float):
     """Set to -inf every token outside the smallest set whose probability mass reaches `top_p` (keeps >= 1)."""
     import torch
 
-    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-    probs = sorted_logits.softmax(dim=-1)
-    # Mass strictly before each token: a token is kept while the tokens ranked above it hold less than top_p.
-    mass_before = probs.cumsum(dim=-1) - probs
-    drop_sorted = mass_before >= top_p
-    drop_sorted[..., 0] = False
-    drop = drop_sorted.scatter(-1, order, drop_sorted)
-    return logits.masked_fill(drop, float("-inf"))
+    flat = logits.reshape(-1, logits.shape[-1])
+    keep = torch.zeros_like(flat, dtype=torch.bool)
+    for row, ids in enumerate(nucleus_ids(flat, top_p)):
+        keep[row, ids] = True
+    return logits.masked_fill(~keep.reshape(logits.shape), float("-inf"))

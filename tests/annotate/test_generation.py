@@ -84,6 +84,29 @@ def test_same_seed_reproduces_and_other_seed_differs(sft_store, tiny_pool, tmp_p
     assert reseeded != first
 
 
+def test_batch_size_does_not_change_any_cell(sft_store, tiny_pool, tmp_path):
+    # One generate call per group covers every missing cell of its prompts (K responses share a prefill);
+    # each cell's text depends only on its prompt, settings and seed, so any grouping stores the same texts.
+    from context import variant_resolver
+    from models.pool import ModelPool
+    from store import Store
+
+    def cells_of(store):
+        sql = "SELECT p.content_hash, g.cell, g.text FROM generations g JOIN prompts p ON p.id = g.prompt_id"
+        return {(h, c): t for h, c, t in store.cursor().execute(sql).fetchall()}
+
+    run_generation(sft_store, tiny_pool, _cfg(per_prompt=4, max_new_tokens=10, batch_size=4))
+    other = Store.open(tmp_path / "other.duckdb")
+    for p in sft_store.list_prompts():
+        other.add_prompt(p.messages, "test", p.split, gold=p.gold)
+    other.add_model("sft", "tiny-base", [], "sft")
+    pool = ModelPool(variant_resolver(other), tmp_path / "m", loader=tiny_pool.loader)
+    run_generation(other, pool, _cfg(per_prompt=4, max_new_tokens=10, batch_size=1))
+    first, again = cells_of(sft_store), cells_of(other)
+    assert len(first) == 24 and again == first
+    other.close()
+
+
 def test_near_identical_pairs_are_counted_not_offered(sft_store, tiny_pool):
     # Temperature 0 twice: both slots decode greedily to the same text.
     result = run_generation(sft_store, tiny_pool, _cfg(temperatures=(0.0,), near_identical=0.9))
@@ -119,8 +142,8 @@ def test_fewshot_strategy_uses_two_different_prefixes(sft_store, tiny_pool):
 
     model.generate = spy
     result = run_generation(sft_store, tiny_pool, _cfg(strategy="fewshot", limit=2))
-    assert result.generated == 4 and len(calls) == 2
-    first, second = (c[0] for c in calls)
+    assert result.generated == 4 and len(calls) == 1  # one call per group, both slots of both prompts
+    first, second = calls[0][:2]  # the first prompt under slot 0's and slot 1's prefix
     # Each slot's chat = its own one-shot example (user + assistant turns) + the real prompt.
     assert first[-1] == second[-1] and first[:-1] != second[:-1]
     assert [m["role"] for m in first] == ["user", "assistant", "user"]

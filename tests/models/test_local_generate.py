@@ -7,17 +7,10 @@ import torch
 
 from errors import ModelError
 from models.local import Generation, LocalModel, SamplingParams
+from tests.models.chats import CHATS
 
 PROMPTS = [
-    [{"role": "user", "content": "What is the capital of France?"}],
-    [{"role": "user", "content": "hello"}],
-    [
-        {"role": "system", "content": "You help people learn."},
-        {
-            "role": "user",
-            "content": "Explain why the sun is a star and the moon is not, in one long sentence.",
-        },
-    ],
+    *CHATS,
     [
         {"role": "user", "content": "Name a river."},
         {"role": "assistant", "content": "The river Rome."},
