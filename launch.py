@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from errors import PrefLabError, UserInputError
+from progress import Bar
 
 log = logging.getLogger("preflab")
 
@@ -319,24 +320,6 @@ def _floats(flag: str, text: str) -> tuple[float, ...]:
         return tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
         raise UserInputError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
-
-
-class Bar:
-    """A tqdm progress bar fed with (done, total) callbacks."""
-
-    def __init__(self, desc: str, unit: str):
-        from tqdm import tqdm
-
-        # disable=None: a bar on a terminal only, so logs and captured stderr keep errors on one line.
-        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
-
-    def __call__(self, done: int, total: int) -> None:
-        self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def cmd_generate(args) -> int:

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from errors import UserInputError
+from progress import Bar
 
 from .export import AGREEMENT, TIE_POLICIES, ExportFilters, export_dataset
 
@@ -147,7 +148,7 @@ def cmd_import_preferences(args: argparse.Namespace, ctx) -> int:
         preview = preview_preferences(args.source, 3, format=fmt, split=args.split)
         print(preview.text())
         fmt = preview.format
-    bar = _Bar("importing", "row")
+    bar = Bar("importing", "row")
     try:
         if fmt == "prompts":
             from .importer import import_prompts
@@ -162,20 +163,3 @@ def cmd_import_preferences(args: argparse.Namespace, ctx) -> int:
         queued = ctx.store.queue_model_pairs_for_review(report.model)
         print(f"{queued} imported pair(s) queued for human review in Annotate")
     return EXIT_OK
-
-
-class _Bar:
-    """A tqdm bar fed with (done, total) callbacks; shown on a terminal only, so errors stay one line."""
-
-    def __init__(self, desc: str, unit: str) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
-
-    def __call__(self, done: int, total: int | None) -> None:
-        self.bar.total = total or done
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()

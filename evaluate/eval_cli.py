@@ -7,6 +7,7 @@ from pathlib import Path
 
 from errors import UserInputError
 from evaluate.responses import ResponseParams
+from progress import Bar
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +59,6 @@ def add_eval_arguments(parser) -> None:
     )
 
 
-class _Bar:
-    """A tqdm bar fed with (done, total) callbacks; shown on a terminal only."""
-
-    def __init__(self, desc: str):
-        from tqdm import tqdm
-
-        self.bar = tqdm(desc=desc, unit="step", dynamic_ncols=True, disable=None)
-
-    def __call__(self, done: int, total: int) -> None:
-        self.bar.total = total
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def cmd_eval(args, ctx) -> int:
     """Run the eval, print the markdown table, write the markdown and the chart; 0 on success."""
     from evaluate.eval_report import write_report
@@ -90,7 +74,7 @@ def cmd_eval(args, ctx) -> int:
         seed=args.seed,
     )
     judge = pick_judge(ctx, args.judge)
-    bar = _Bar("evaluating")
+    bar = Bar("evaluating")
     try:
         result = run_eval(
             ctx, variants, prompt_set=args.prompts, limit=args.limit, params=params, judge=judge, progress=bar
