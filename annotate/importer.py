@@ -95,8 +95,8 @@ def read_prompt_rows(
     """Parse and validate every row of `source`; a bad row raises one line, or is counted with `skip_bad`."""
     # `split` names a Hugging Face dataset's split (default "train"); for a file it may be train or
     # heldout, and then goes to the rows that name no split of their own (instead of the seed).
-    _check_options(heldout_percent, seed)
-    opened, forced = _open(source, split)
+    check_split_options(heldout_percent, seed)
+    opened, forced = open_prompt_source(source, split)
     parsed = ParsedFile(opened.label, opened.format, [], 0, seed=seed, heldout_percent=heldout_percent)
     for _, result in _prompts(opened, forced, seed, heldout_percent):
         parsed.rows_read += 1
@@ -158,8 +158,8 @@ def preview_rows(
     source: str, n: int = 5, *, split: str | None = None, heldout_percent: float = 10, seed: int = 0
 ) -> list[dict]:
     """The first `n` rows as the import would store them; bad rows show their error instead."""
-    _check_options(heldout_percent, seed)
-    opened, forced = _open(source, split)
+    check_split_options(heldout_percent, seed)
+    opened, forced = open_prompt_source(source, split)
     shown: list[dict] = []
     if n <= 0:
         return shown
@@ -187,7 +187,8 @@ def preview_rows(
 RowResult = tuple[NewPrompt, bool] | str
 
 
-def _check_options(heldout_percent: float, seed: int) -> None:
+def check_split_options(heldout_percent: float, seed: int) -> None:
+    """The held-out percent and split seed an importer was given, checked (one line on a bad value)."""
     if isinstance(heldout_percent, bool) or not isinstance(heldout_percent, int | float):
         raise UserInputError(
             f"held-out percent must be a number from 0 to 100, got {describe(heldout_percent)}"
@@ -198,7 +199,7 @@ def _check_options(heldout_percent: float, seed: int) -> None:
         raise UserInputError(f"split seed must be an integer, got {describe(seed)}")
 
 
-def _open(source: str, split: str | None) -> tuple[Opened, str | None]:
+def open_prompt_source(source: str, split: str | None) -> tuple[Opened, str | None]:
     """Open `source`; also returns the split a file's unlabelled rows get (None: the seed decides)."""
     if split is not None and not isinstance(split, str):
         raise UserInputError(f"split must be a name, got {describe(split)}")
@@ -231,15 +232,15 @@ def _prompts(
                 if chosen != prompt.split:
                     prompt = replace(prompt, split=chosen)
         except RowProblem as problem:
-            yield number, _row_message(opened.label, number, problem)
+            yield number, row_message(opened.label, number, problem)
             continue
         except RecursionError:  # a pathological nesting the depth check did not reach
-            yield number, _row_message(opened.label, number, RowProblem(None, "nested too deeply"))
+            yield number, row_message(opened.label, number, RowProblem(None, "nested too deeply"))
             continue
         yield number, (prompt, assigned)
 
 
-def _row_message(label: str, number: int, problem: RowProblem) -> str:
+def row_message(label: str, number: int, problem: RowProblem) -> str:
     where = f"{label} row {number}"
     if problem.field is not None:
         where += f", field {short(problem.field)}"

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from errors import UserInputError
 from store.data_queries import NewPreference
 from store.queries import SPLITS, content_hash
 
-from .import_readers import Opened, RowProblem, describe, looks_like_path, open_source
-from .importer import assign_split
+from .import_readers import Opened, RowProblem
+from .importer import assign_split, check_split_options, open_prompt_source, row_message
 from .pref_formats import FORMATS, detect_format, parse_row
 
 if TYPE_CHECKING:
@@ -121,7 +119,7 @@ def read_preference_rows(
 ) -> ParsedPreferences:
     """Parse and validate every row; a bad row raises one line naming file, row and field, or is counted."""
     _check_options(format, heldout_percent, seed)
-    opened, forced_split = _open(source, split)
+    opened, forced_split = open_prompt_source(source, split)
     fmt, detected, records = _format(opened, format)
     if fmt == "prompts":
         raise UserInputError(
@@ -133,7 +131,7 @@ def read_preference_rows(
         try:
             row = _to_new(record, fmt, opened.label, number, forced_split, seed, heldout_percent)
         except RowProblem as problem:
-            message = _row_message(opened.label, number, problem)
+            message = row_message(opened.label, number, problem)
             if not skip_bad:
                 raise UserInputError(message) from None
             parsed.skipped_bad += 1
@@ -201,7 +199,7 @@ def preview_preferences(
 ) -> Preview:
     """The detected (or forced) format and the first `n` rows as the import would read them."""
     _check_options(format, 10, 0)
-    opened, _ = _open(source, split)
+    opened, _ = open_prompt_source(source, split)
     fmt, detected, records = _format(opened, format)
     rows: list[dict] = []
     if fmt == "prompts":
@@ -212,7 +210,7 @@ def preview_preferences(
                 raise record
             pref = parse_row(record, fmt)
         except RowProblem as problem:
-            rows.append({"row": number, "error": _row_message(opened.label, number, problem)})
+            rows.append({"row": number, "error": row_message(opened.label, number, problem)})
             continue
         rows.append(
             {
@@ -234,29 +232,7 @@ def preview_preferences(
 def _check_options(format: str, heldout_percent: float, seed: int) -> None:
     if format not in ("auto", *FORMATS):
         raise UserInputError(f"--format must be auto or one of {', '.join(FORMATS)}; got {format!r}")
-    if isinstance(heldout_percent, bool) or not isinstance(heldout_percent, int | float):
-        raise UserInputError(
-            f"held-out percent must be a number from 0 to 100, got {describe(heldout_percent)}"
-        )
-    if not 0 <= heldout_percent <= 100:
-        raise UserInputError(f"held-out percent must be from 0 to 100, got {heldout_percent}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UserInputError(f"split seed must be an integer, got {describe(seed)}")
-
-
-def _open(source: str, split: str | None) -> tuple[Opened, str | None]:
-    """Open `source` as the prompt importer does; for a file, `split` is the split of rows naming none."""
-    if split is not None and not isinstance(split, str):
-        raise UserInputError(f"split must be a name, got {describe(split)}")
-    source = os.fspath(source)
-    path = Path(source).expanduser()
-    if path.is_file() or (not path.exists() and looks_like_path(source)):
-        if split is not None and split not in SPLITS:
-            raise UserInputError(
-                f"{path.name}: a file has no dataset splits; split must be train or heldout, got {split!r}"
-            )
-        return open_source(source), split
-    return open_source(source, dataset_split=split), None
+    check_split_options(heldout_percent, seed)
 
 
 def _format(opened: Opened, forced: str) -> tuple[str, str, Iterator]:
@@ -301,10 +277,3 @@ def _params(label: str, number: int, score: float | None) -> dict:
     if score is not None:
         params["score"] = score
     return params
-
-
-def _row_message(label: str, number: int, problem: RowProblem) -> str:
-    where = f"{label} row {number}"
-    if problem.field is not None:
-        where += f", field {problem.field!r}"
-    return f"{where}: {problem.message}"
