@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger("preflab.progress")
+
 
 class Bar:
     """A tqdm bar fed with (done, total) callbacks.
 
-    disable=None shows it on a terminal only, so logs and captured stderr keep errors on one line.
+    disable=None shows the bar on a terminal only, so logs and captured stderr keep errors on one line; off a
+    terminal (a log file, CI) progress is logged instead, once per tenth of the work.
     """
 
     def __init__(self, desc: str, unit: str = "step"):
         from tqdm import tqdm
 
+        self.desc, self.unit = desc, unit
         self.bar = tqdm(desc=desc, unit=unit, dynamic_ncols=True, disable=None)
+        self.logged_tenth = -1
 
     def __call__(self, done: int, total: int | None) -> None:
-        self.bar.total = total or done
+        total = total or done
+        if self.bar.disable:
+            tenth = 10 * done // total if total else 10
+            if tenth > self.logged_tenth:
+                self.logged_tenth = tenth
+                log.info("%s: %d/%d %s", self.desc, done, total, self.unit)
+            return
+        self.bar.total = total
         self.bar.n = done
         self.bar.refresh()
 
