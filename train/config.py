@@ -47,10 +47,10 @@ ALIASES = {
 PRESETS: dict[str, dict[str, Any]] = {
     # Common DPO practice (Zephyr / TRL examples): the class defaults below.
     "default": {},
-    # LoRA on a few hundred demo triples, sized for a CPU: one epoch (a 500-triple epoch is about an hour on 2
-    # cores) at 20x the full fine-tune learning rate (a LoRA update needs ~10x, and one pass instead of two gets
-    # twice that), small accumulation for a few dozen optimizer steps, and 6 validation passes instead of 10
-    # (each costs a forward over the whole validation split).
+    # LoRA on a few hundred demo triples, sized for a CPU: one epoch at 20x the full fine-tune learning rate (a
+    # LoRA update needs ~10x, and one pass instead of two gets twice that), small accumulation for a few dozen
+    # optimizer steps, LoRA on the last 10 blocks only (the backward pass stops there: ~1.8x faster steps on
+    # SmolLM2-135M's 30 blocks), and 6 validation passes instead of 10 (each is a forward over the split).
     "demo": {
         "learning_rate": 1e-4,
         "num_train_epochs": 1.0,
@@ -60,6 +60,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr_scheduler_type": "cosine",
         "lora_r": 16,
         "lora_alpha": 32.0,
+        "lora_layers": 10,
         "evals_per_run": 6,
         "kl_every": 5,
     },
@@ -87,6 +88,13 @@ class PrefLabFields:
         default="all-linear",
         metadata={
             "help": "Layer names that get a LoRA adapter, or 'all-linear' (every linear layer but lm_head)."
+        },
+    )
+    lora_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Adapt only the last N decoder blocks (default: all). The backward pass stops below the "
+            "lowest adapted block, so on a CPU a third of the blocks trains about 1.8x faster."
         },
     )
     val_fraction: float = field(
@@ -177,6 +185,8 @@ class PrefLabFields:
         if not _is_number(self.lora_dropout) or not 0 <= self.lora_dropout < 1:
             raise UserInputError(f"lora_dropout must be a number in [0, 1), got {self.lora_dropout!r}")
         self.lora_targets = _targets(self.lora_targets)
+        if self.lora_layers is not None:
+            _check_int("lora_layers", self.lora_layers, minimum=1)
         if not _is_number(self.val_fraction) or not 0 < self.val_fraction <= 0.5:
             raise UserInputError(f"val_fraction must be in (0, 0.5], got {self.val_fraction!r}")
         _check_int("min_val_pairs", self.min_val_pairs, minimum=1)

@@ -405,5 +405,5 @@ def _settings(cfg) -> str:
     return (
         f"beta {cfg.beta:g}, lr {cfg.learning_rate:g}, epochs {cfg.num_train_epochs:g}, batch "
         f"{cfg.per_device_train_batch_size}x{cfg.gradient_accumulation_steps}, loss {loss}, LoRA r{cfg.lora_r}/"
-        f"alpha {cfg.lora_alpha:g}"
+        f"alpha {cfg.lora_alpha:g}" + (f" on the last {cfg.lora_layers} blocks" if cfg.lora_layers else "")
     )

@@ -150,16 +150,25 @@ def to_dataset(rows: list[dict[str, Any]], *, with_ref: bool = True):
     return Dataset.from_list(records)
 
 
-def lora_config(cfg):
-    """A fresh LoRA adapter (B = 0, so the policy starts exactly at the reference)."""
+def lora_config(cfg, n_layers: int | None = None):
+    """A fresh LoRA adapter (B = 0, so the policy starts exactly at the reference).
+
+    With `cfg.lora_layers` set, only the last that many of the model's `n_layers` decoder blocks are adapted.
+    """
     from peft import LoraConfig
 
     targets = cfg.lora_targets if isinstance(cfg.lora_targets, str) else list(cfg.lora_targets)
+    layers = None
+    if getattr(cfg, "lora_layers", None):
+        if n_layers is None:
+            raise ValueError("lora_layers needs the model's number of decoder blocks")
+        layers = list(range(max(0, n_layers - cfg.lora_layers), n_layers))
     return LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         target_modules=targets,
+        layers_to_transform=layers,
         task_type="CAUSAL_LM",
     )
 
@@ -189,7 +198,7 @@ def build_trainer(
         train_dataset=to_dataset(train_rows),
         eval_dataset=to_dataset(val_rows),
         processing_class=local.tokenizer,
-        peft_config=lora_config(cfg),
+        peft_config=lora_config(cfg, local.model.config.num_hidden_layers),
         callbacks=[c for c in (files, kl) if c is not None],
     )
     if on_trainer is not None:

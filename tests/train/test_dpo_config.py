@@ -70,6 +70,7 @@ def test_flags_override_yaml_override_preset(tmp_path):
     [
         ({"beta": -1}, "beta must be a positive number, got -1"),
         ({"lora_r": 0}, "lora_r must be an integer >= 1, got 0"),
+        ({"lora_layers": 0}, "lora_layers must be an integer >= 1, got 0"),
         ({"sources": ["human", "robot"]}, "got 'robot'"),
         ({"tie_policy": "keep"}, "tie_policy must be one of drop, both_orders, got 'keep'"),
         ({"lora_targets": ["q_proj", "lm_head"]}, "cannot include 'lm_head'"),
