@@ -150,19 +150,22 @@ def to_dataset(rows: list[dict[str, Any]], *, with_ref: bool = True):
     return Dataset.from_list(records)
 
 
-def lora_config(cfg, n_layers: int | None = None):
+def lora_config(cfg, model=None):
     """A fresh LoRA adapter (B = 0, so the policy starts exactly at the reference).
 
-    With `cfg.lora_layers` set, only the last that many of the model's `n_layers` decoder blocks are adapted.
+    With `cfg.lora_layers` set, only the last that many of `model`'s decoder blocks are adapted.
     """
     from peft import LoraConfig
 
     targets = cfg.lora_targets if isinstance(cfg.lora_targets, str) else list(cfg.lora_targets)
     layers = None
     if getattr(cfg, "lora_layers", None):
-        if n_layers is None:
-            raise ValueError("lora_layers needs the model's number of decoder blocks")
+        if model is None:
+            raise ValueError("lora_layers needs the model, to count its decoder blocks")
+        n_layers = model.config.num_hidden_layers
         layers = list(range(max(0, n_layers - cfg.lora_layers), n_layers))
+        if targets == "all-linear":  # peft takes a block subset only with a list of names
+            targets = linear_layer_names(model)
     return LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
@@ -171,6 +174,18 @@ def lora_config(cfg, n_layers: int | None = None):
         layers_to_transform=layers,
         task_type="CAUSAL_LM",
     )
+
+
+def linear_layer_names(model) -> list[str]:
+    """What peft's 'all-linear' means: the names of the linear layers inside the decoder blocks (not lm_head)."""
+    import torch
+
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and ".layers." in name
+    }
+    return sorted(names)
 
 
 def build_trainer(
@@ -198,7 +213,7 @@ def build_trainer(
         train_dataset=to_dataset(train_rows),
         eval_dataset=to_dataset(val_rows),
         processing_class=local.tokenizer,
-        peft_config=lora_config(cfg, local.model.config.num_hidden_layers),
+        peft_config=lora_config(cfg, local.model),
         callbacks=[c for c in (files, kl) if c is not None],
     )
     if on_trainer is not None:

@@ -207,11 +207,16 @@ def test_lora_layers_adapts_only_the_top_blocks_and_trains_them(tiny_sft, tmp_pa
     n_layers = sft.model.config.num_hidden_layers
     assert n_layers >= 2, "the tiny model needs blocks below the adapted one"
     rows = rows_with_refs(sft, 6)
-    cfg = tiny_config(output_dir=str(tmp_path / "t"), max_steps=2, kl_every=0, lora_layers=1)
+    cfg = tiny_config(
+        output_dir=str(tmp_path / "t"), max_steps=2, kl_every=0, lora_layers=1, lora_targets="all-linear"
+    )
     trainer, files, _ = build_trainer(cfg, sft, rows[:4], rows[4:], RunDir(tmp_path), kl_prompts=[])
     lora_b = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
     blocks = {int(n.split(".layers.")[1].split(".")[0]) for n in lora_b}
     assert blocks == {n_layers - 1}, f"adapted blocks {sorted(blocks)}"
+    # 'all-linear' (a string peft refuses beside a block subset) became every linear layer of the block.
+    adapted = {n.split(".layers.")[1].split(".")[2] for n in lora_b}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     trainer.train()
     files.writer.close()
     after = dict(trainer.model.named_parameters())
