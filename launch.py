@@ -79,7 +79,10 @@ def _add_pending(sub) -> None:
     )
     p.add_argument("--base", default="base", help="variant to fine-tune (default: base, the default model)")
     p.add_argument(
-        "--epochs", type=int, default=1, help="passes over the examples (default 1, ~6 min on 2 cores)"
+        "--epochs",
+        type=int,
+        default=1,
+        help="passes over the examples (default 1: about 30 min on 2 busy cores)",
     )
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4)")
     p.add_argument("--batch-size", type=int, default=None, help="examples per step (default 8)")
