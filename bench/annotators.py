@@ -415,10 +415,16 @@ def table(phases: list[Phase], stored: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    load_before = os.getloadavg()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--annotators", type=int, default=8, help="concurrent simulated annotators (default 8)")
     ap.add_argument("--seconds", type=float, default=20, help="voting time per phase (default 20)")
-    ap.add_argument("--pairs", type=int, default=400, help="pairs seeded (default 400)")
+    ap.add_argument(
+        "--pairs",
+        type=int,
+        default=1200,
+        help="pairs seeded (default 1200: more than 2 phases of 8 can label)",
+    )
     ap.add_argument(
         "--baseline-seconds", type=float, default=5, help="no-op baseline time per phase (default 5)"
     )
@@ -476,14 +482,14 @@ def main(argv: list[str] | None = None) -> int:
     report = table(phases, stored)
     gen = stored.get("generation")
     notes = [
-        f"- cores: {os.cpu_count()}, load average before the run: {', '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        f"- cores: {os.cpu_count()}, load average (1/5/15 min) at start: {', '.join(f'{x:.1f}' for x in load_before)}"
         " (the annotator clients run on the same machine as the server)",
         f"- target: p99 < {TARGET_P99_MS:.0f} ms idle, 0 errors, 0 duplicate assignments, 0 lost votes",
     ]
     notes.append(
         f"- the handler alone (in-process, no HTTP, after the server stopped; {handler['n']} votes): "
         f"LabelService.vote p50 {handler['vote']:.0f} ms + store.counts() p50 {handler['counts']:.0f} ms "
-        "(the tab recomputes the counts on every vote)"
+        "(the tab needs the counts only for its empty state, not on a vote that shows a pair)"
     )
     if gen:
         notes.append(
