@@ -50,7 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # LoRA on a few hundred demo triples, sized for a CPU: one epoch at 20x the full fine-tune learning rate (a
     # LoRA update needs ~10x, and one pass instead of two gets twice that), small accumulation for a few dozen
     # optimizer steps, LoRA on the last 10 blocks only (the backward pass stops there: ~1.8x faster steps on
-    # SmolLM2-135M's 30 blocks), and 6 validation passes instead of 10 (each is a forward over the split).
+    # SmolLM2-135M's 30 blocks), and 4 validation passes instead of 10 (each is a forward over the split).
     "demo": {
         "learning_rate": 1e-4,
         "num_train_epochs": 1.0,
@@ -61,7 +61,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lora_r": 16,
         "lora_alpha": 32.0,
         "lora_layers": 10,
-        "evals_per_run": 6,
+        "evals_per_run": 4,
         "kl_every": 5,
     },
 }
