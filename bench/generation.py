@@ -34,7 +34,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-ARMS = ("naive", "hf-batched", "preflab-before", "preflab", "preflab-shared", "preflab-norefill")
+ARMS = (
+    "naive",
+    "hf-batched",
+    "hf-continuous",
+    "preflab-before",
+    "preflab",
+    "preflab-shared",
+    "preflab-norefill",
+)
 SETTINGS = (0.7, 1.2)
 
 
@@ -251,6 +259,37 @@ def arm_preflab_shared(local, prompts, args, refill: bool = True) -> Run:
     return Run(time.perf_counter() - started, sum(g.n_tokens for g in outs), texts)
 
 
+def arm_hf_continuous(local, prompts, args) -> Run:
+    """transformers' own continuous batching (`model.generate_batch`, paged cache), one call per setting."""
+    import torch
+    from transformers import GenerationConfig
+
+    tok, model, eos = local.tokenizer, local.model, set(local.eos_token_ids)
+    rows = [local._prompt_ids(chat) for chat in prompts]
+    texts, tokens = {}, 0
+    started = time.perf_counter()
+    for k, temperature in enumerate(SETTINGS):
+        torch.manual_seed(seed_of(0, k))
+        config = GenerationConfig(
+            do_sample=True,
+            temperature=temperature,
+            top_p=args.top_p,
+            max_new_tokens=args.max_new_tokens,
+            eos_token_id=sorted(eos),
+            pad_token_id=tok.pad_token_id,
+        )
+        # No inference_mode here: the manager's thread updates its tensors outside it.
+        out = model.generate_batch(inputs=rows, generation_config=config, progress_bar=False)
+        if len(out) != len(rows) or any(r.error for r in out.values()):
+            raise RuntimeError(f"generate_batch failed: {[r.error for r in out.values() if r.error][:1]}")
+        for request_id, result in out.items():
+            i = int(request_id.rsplit("_", 1)[1]) % len(rows)
+            ids = completion_tokens(list(result.generated_tokens), eos)
+            tokens += len(ids)
+            texts[(i, k)] = tok.decode(ids, skip_special_tokens=True).strip()
+    return Run(time.perf_counter() - started, tokens, texts)
+
+
 def micro_benchmarks(local, prompts, args) -> str:
     """Per-step costs of the pieces, each against the piece it replaces, interleaved and repeated (medians)."""
     import torch
@@ -404,6 +443,8 @@ def main(argv=None) -> int:
     for arm in [a for a in args.arms.split(",") if a]:
         if arm == "naive":
             jobs.append(("naive", lambda: arm_naive(local, naive_prompts, args)))
+        elif arm == "hf-continuous":
+            jobs.append(("hf-continuous", lambda: arm_hf_continuous(local, prompts, args)))
         elif arm == "hf-batched":
             for size in hf_sizes:
                 jobs.append(
