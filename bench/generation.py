@@ -7,6 +7,7 @@ prompt) on the same fixed subset of the demo prompts (data/incidents.jsonl), wit
 
   naive          (a) one `model.generate(do_sample=True, temperature, top_p)` call per prompt and setting
   hf-batched     (b) plain batched `generate` (left padding, prompts in file order), at each --hf-batch-sizes
+  hf-continuous  transformers' continuous batching (`model.generate_batch`), one call per setting
   preflab-before (c0) PrefLab before this change: `generate_batch` (HF generate + GumbelSampler with a full
                  sort for top-p) on length-sorted chunks, one call per setting
   preflab        (c) `LocalModel.generate` as annotate/generation.py calls it: one call per setting
