@@ -167,22 +167,9 @@ def load_reference(args, workdir: Path):
 
 def snapshot_rows(data) -> list[dict]:
     """Rows shaped like a run snapshot (prompt/response hashes are the cache keys)."""
-    from train.snapshot import canonical_messages, messages_hash, text_hash
+    from train.snapshot import triple_columns
 
-    rows = []
-    for prompt, chosen, rejected in data:
-        prompt = canonical_messages(prompt)
-        rows.append(
-            {
-                "prompt": prompt,
-                "chosen": chosen,
-                "rejected": rejected,
-                "prompt_hash": messages_hash(prompt),
-                "chosen_hash": text_hash(chosen),
-                "rejected_hash": text_hash(rejected),
-            }
-        )
-    return rows
+    return [triple_columns(prompt, chosen, rejected) for prompt, chosen, rejected in data]
 
 
 def make_config(args, beta: float, output_dir: Path, steps: int | None = None, batch: int | None = None):
@@ -267,32 +254,21 @@ class Bench:
     def trl(self, beta: float, *, precompute: bool) -> Timing:
         from trl import DPOTrainer
 
-        from train.worker import lora_config, to_dataset
+        from train.worker import to_dataset
 
         policy, cfg, rows = self._fresh(beta)
         # Set after construction: PrefLab's config refuses False in __post_init__.
         cfg.precompute_ref_log_probs = precompute
         counter = RefForwardCounter(policy)
         started, cpu = time.perf_counter(), time.process_time()
-        trainer = DPOTrainer(
-            model=policy,
-            args=cfg,
-            train_dataset=to_dataset(rows, with_ref=False),
-            processing_class=self.local.tokenizer,
-            peft_config=lora_config(cfg),
-        )
-        _quiet(trainer)
-        setup = time.perf_counter() - started
-        trainer.train()
-        seconds = time.perf_counter() - started
-        cpu = time.process_time() - cpu
-        return Timing(seconds, setup, counter.close(), cpu, _losses(trainer))
+        dataset = to_dataset(rows, with_ref=False)
+        return self._train(DPOTrainer, policy, cfg, dataset, counter, started, cpu)
 
     def preflab(self, beta: float) -> Timing:
         """One PrefLab run: fill reference log-probs from the store (scoring misses), then train on them."""
         from train.dpo_trainer import cached_ref_trainer_class
         from train.refcache import fill_ref_logps
-        from train.worker import lora_config, to_dataset
+        from train.worker import to_dataset
 
         policy, cfg, rows = self._fresh(beta)
         # A new run re-hashes the weights (the worker does too): count that every time.
@@ -307,10 +283,17 @@ class Bench:
             truncation_mode=cfg.truncation_mode,
             batch_size=cfg.precompute_ref_batch_size or 8,  # what train.service passes
         )
-        trainer = cached_ref_trainer_class()(
+        dataset = to_dataset(rows)
+        return self._train(cached_ref_trainer_class(), policy, cfg, dataset, counter, started, cpu)
+
+    def _train(self, trainer_class, policy, cfg, dataset, counter, started: float, cpu: float) -> Timing:
+        """Build the trainer (setup ends here), train, and time both from `started`."""
+        from train.worker import lora_config
+
+        trainer = trainer_class(
             model=policy,
             args=cfg,
-            train_dataset=to_dataset(rows),
+            train_dataset=dataset,
             processing_class=self.local.tokenizer,
             peft_config=lora_config(cfg),
         )

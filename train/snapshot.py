@@ -151,8 +151,20 @@ def dataset_hash(train: list[dict[str, Any]], val: list[dict[str, Any]]) -> str:
     return digest.hexdigest()
 
 
+def triple_columns(prompt, chosen: str, rejected: str) -> dict[str, Any]:
+    """A triple's snapshot columns: canonical prompt, texts, and the hashes that key the reference cache."""
+    prompt = canonical_messages(prompt)
+    return {
+        "prompt": prompt,
+        "chosen": chosen,
+        "rejected": rejected,
+        "prompt_hash": messages_hash(prompt),
+        "chosen_hash": text_hash(chosen),
+        "rejected_hash": text_hash(rejected),
+    }
+
+
 def _row(t, chosen: str, rejected: str, *, mirrored: bool) -> dict[str, Any]:
-    prompt = canonical_messages(t.prompt)
     return {
         "label_id": int(t.label_id),
         "pair_id": int(t.pair_id),
@@ -162,12 +174,7 @@ def _row(t, chosen: str, rejected: str, *, mirrored: bool) -> dict[str, Any]:
         "decision": t.decision,
         "edited": bool(t.edited),
         "mirrored": mirrored,
-        "prompt": prompt,
-        "chosen": chosen,
-        "rejected": rejected,
-        "prompt_hash": messages_hash(prompt),
-        "chosen_hash": text_hash(chosen),
-        "rejected_hash": text_hash(rejected),
+        **triple_columns(t.prompt, chosen, rejected),
     }
 
 
