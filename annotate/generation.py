@@ -182,13 +182,8 @@ def run_generation(
             params = [SamplingParams(cell.temperature, cfg.top_p, cfg.max_new_tokens) for _, cell in todo]
             seeds = [cell_seed(cfg.seed, p.content_hash, cell.key(cfg)) for p, cell in todo]
             chats = [(prefixes[cell.prefix] if prefixes else []) + p.messages for p, cell in todo]
-            within = None
-            if progress:
-                base = finished
-
-                def within(n: int, _total: int, base: int = base) -> None:
-                    progress(base + n, total)
-
+            # Progress inside the call, counted on from the cells already finished.
+            within = (lambda n, _total, base=finished: progress(base + n, total)) if progress else None
             began = time.perf_counter()
             outs = model.generate(chats, params, seeds=seeds, batch_size=cfg.batch_size, progress=within)
             result.seconds += time.perf_counter() - began

@@ -159,7 +159,7 @@ def lora_config(cfg, model=None):
 
     targets = cfg.lora_targets if isinstance(cfg.lora_targets, str) else list(cfg.lora_targets)
     layers = None
-    if getattr(cfg, "lora_layers", None):
+    if cfg.lora_layers:
         if model is None:
             raise ValueError("lora_layers needs the model, to count its decoder blocks")
         n_layers = model.config.num_hidden_layers
