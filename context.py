@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from access import Access
 from settings import Paths, resolve_home
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class Context:
     judge: Any = None
     generator: Any = None  # a ModelPool: variant name -> loaded LocalModel
     jobs: Any = None  # the JobRunner of this process
+    access: Access = field(default_factory=Access)  # roles of the --auth users; none: the local user is admin
 
 
 def register_defaults(store: Any) -> None:

@@ -27,3 +27,7 @@ class ModelError(PrefLabError):
 
 class JudgeError(PrefLabError):
     """The judge could not return a verdict."""
+
+
+class PermissionDeniedError(PrefLabError):
+    """The logged-in user's role does not allow the action."""
