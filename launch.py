@@ -31,7 +31,12 @@ def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="serve the browser UI (default)", description="Serve the PrefLab UI.")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    p.add_argument("--auth", help="USER:PASS, or a FILE with one USER:PASS per line")
+    p.add_argument(
+        "--auth",
+        metavar="USERS_FILE",
+        help="a file of USER:PASS[:ROLE] lines (role annotator or admin; default annotator); "
+        "USER:PASS alone is one admin, but shows in the process list, so prefer the file",
+    )
 
 
 def _add_models(sub) -> None:
@@ -172,40 +177,44 @@ def build_parser() -> CliParser:
     return parser
 
 
-def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
-    """`USER:PASS` or a file of such lines (comments and blank lines ignored)."""
-    if not value:
-        return None
-    path = Path(value)
-    lines = path.read_text().splitlines() if path.is_file() else [value]
-    pairs = []
-    for n, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        user, sep, password = line.partition(":")
-        if not sep or not user or not password:
-            where = f"{path}:{n}" if path.is_file() else "--auth"
-            raise UserInputError(f"{where}: expected USER:PASS")
-        pairs.append((user, password))
-    if not pairs:
-        raise UserInputError(f"--auth {value}: no USER:PASS entries")
-    return pairs
-
-
 def _context(args):
     from context import AppConfig, build_context
 
     return build_context(AppConfig(home=args.home) if args.home else AppConfig())
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """True for hosts only this machine can reach."""
+    import ipaddress
+
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def cmd_serve(args) -> int:
-    auth = parse_auth(args.auth)
+    from access import parse_auth
+
+    access = parse_auth(args.auth)
     ctx = _context(args)
+    ctx.access = access
     from app import launch_app
 
+    if not access.enabled and not is_loopback(args.host):
+        # Without --auth everyone who can reach the port is the admin: import, export, train, judge.
+        message = (
+            f"warning: serving on {args.host} without --auth: anyone who can reach port {args.port} "
+            "can read, export and change everything; pass --auth USERS_FILE"
+        )
+        print(message, file=sys.stderr, flush=True)
     log.info("serving on http://%s:%s (home %s)", args.host, args.port, ctx.cfg.home)
-    launch_app(ctx, host=args.host, port=args.port, auth=auth)
+    launch_app(ctx, host=args.host, port=args.port, auth=access.gradio_auth())
     return EXIT_OK
 
 

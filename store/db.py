@@ -54,7 +54,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _cmdline(pid: int) -> str | None:
-    """The holder's command line from /proc, shortened to `python launch.py serve` style."""
+    """The holder's program name from /proc; never its arguments (they may hold `--auth USER:PASS`)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -62,12 +62,13 @@ def _cmdline(pid: int) -> str | None:
     argv = [a for a in raw.decode("utf-8", "replace").split("\0") if a]
     if not argv:
         return None
-    text = " ".join([Path(argv[0]).name, *argv[1:]]).replace("\n", " ")
-    return text if len(text) <= 160 else text[:157] + "..."
+    program = Path(argv[0]).name.replace("\n", " ")[:60]
+    # A fixed word chosen from the arguments, never the arguments themselves.
+    return f"{program}, serving the UI" if "serve" in argv[1:] else program
 
 
 def locked_error(path: str, exc: duckdb.Error) -> StoreLockedError:
-    """Turn DuckDB's lock IOException into one line naming the holding process."""
+    """Turn DuckDB's lock IOException into one line naming the holding process (program name and PID only)."""
     message = str(exc)
     pid_match = _PID.search(message)
     pid = int(pid_match.group(1)) if pid_match else None
@@ -75,7 +76,7 @@ def locked_error(path: str, exc: duckdb.Error) -> StoreLockedError:
         holder = "another process"
     else:
         exe = _HOLDER_EXE.search(message)
-        what = _cmdline(pid) or (Path(exe.group(1)).name if exe else "unknown command")
+        what = _cmdline(pid) or (Path(exe.group(1)).name if exe else "unknown program")
         holder = f"another PrefLab process (PID {pid}: {what})"
     err = StoreLockedError(f"database {path} is held by {holder}; stop it or use the UI")
     err.holder_pid = pid

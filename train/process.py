@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,10 +48,33 @@ def worker_command(
     return [*launch, *(["--cpu"] if cpu else []), "-m", "train.worker", str(run_dir)]
 
 
+# The worker's environment is built from this list: it trains from files and never needs an API key or a Hub
+# token (a gated base model still loads with the token saved by `hf auth login`).
+_WORKER_ENV_NAMES = frozenset(
+    "PATH HOME USER LOGNAME LANG LANGUAGE TZ TERM TMPDIR TEMP TMP PYTHONPATH PYTHONHASHSEED VIRTUAL_ENV "
+    "LD_LIBRARY_PATH TOKENIZERS_PARALLELISM MASTER_ADDR MASTER_PORT WORLD_SIZE RANK LOCAL_RANK "
+    "SSL_CERT_FILE SSL_CERT_DIR REQUESTS_CA_BUNDLE CC CXX".split()
+)
+_WORKER_ENV_PREFIXES = (
+    "LC_", "XDG_", "CUDA_", "NVIDIA_", "NCCL_", "CUBLAS_", "TORCH", "PYTORCH_", "OMP_", "MKL_",
+    "OPENBLAS_", "HIP_", "ROCR_", "HF_", "TRANSFORMERS_", "ACCELERATE_", "PREFLAB_",
+)  # fmt: skip
+_SECRET_NAME = re.compile(r"(^|_)(TOKEN|KEY|API_KEY|SECRET|PASSWORD|PASSWD|CREDENTIALS?|AUTH)(_|$)", re.I)
+
+
+def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The worker's environment: what training needs from `environ`, never a credential."""
+    return {
+        k: v
+        for k, v in environ.items()
+        if (k in _WORKER_ENV_NAMES or k.startswith(_WORKER_ENV_PREFIXES)) and not _SECRET_NAME.search(k)
+    }
+
+
 def spawn_worker(run_dir: Path, command: list[str] | None = None) -> subprocess.Popen:
     """Start the worker in its own session, output appended to RUN_DIR/worker.log."""
     rd = RunDir(run_dir)
-    env = dict(os.environ)
+    env = worker_env(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from access import Role, parse_auth
 from errors import UserInputError
-from launch import main, parse_auth
+from launch import main
 from tests.serving import run_cli, serving
 
 ALL_COMMANDS = ["serve", "models", "import", "sft", "generate", "judge", "train", "eval", "export", "stats"]
@@ -112,23 +113,87 @@ def test_stats_json(tmp_path, capsys):
     assert report["judge_human_agreement"]["suggestion_shown"]["n"] == 0
 
 
-def test_auth_parsing(tmp_path):
-    assert parse_auth("ann:secret") == [("ann", "secret")]
+def test_auth_parsing_gives_roles(tmp_path):
+    access = parse_auth("ann:secret:with-colon")
+    assert [(u.name, u.password, u.role) for u in access.users] == [("ann", "secret:with-colon", Role.ADMIN)]
     f = tmp_path / "users.txt"
-    f.write_text("# annotators\nann:one\n\nbob:two:with-colon\n")
-    assert parse_auth(str(f)) == [("ann", "one"), ("bob", "two:with-colon")]
+    f.write_text("# the team\nann:one\n\nbob:two:with-colon\ncarol:three:admin\ndan:four:annotator\n")
+    users = {u.name: (u.password, u.role) for u in parse_auth(str(f)).users}
+    assert users == {
+        "ann": ("one", Role.ANNOTATOR),
+        "bob": ("two:with-colon", Role.ANNOTATOR),  # not a role name: part of the password
+        "carol": ("three", Role.ADMIN),
+        "dan": ("four", Role.ANNOTATOR),
+    }
     with pytest.raises(UserInputError):
         parse_auth("no-colon-here")
+    assert not parse_auth(None).enabled and parse_auth(None).role(None) is Role.ADMIN
+
+
+def test_serve_passes_the_users_and_their_roles_to_the_app(tmp_path, monkeypatch, capsys):
+    import app
+
+    seen = {}
+
+    def fake_launch(ctx, *, host, port, auth=None, block=True):
+        seen.update(access=ctx.access, auth=auth, host=host)
+
+    monkeypatch.setattr(app, "launch_app", fake_launch)
+    users = tmp_path / "users.txt"
+    users.write_text("ann:pw-one\nroot:pw-two:admin\n")
+    assert main(["--home", str(tmp_path / "h"), "serve", "--auth", str(users)]) == 0
+    assert seen["auth"] == [("ann", "pw-one"), ("root", "pw-two")]
+    assert seen["access"].role("ann") is Role.ANNOTATOR and seen["access"].role("root") is Role.ADMIN
+    assert "warning" not in capsys.readouterr().err.lower()
+
+
+def test_serving_beyond_loopback_without_auth_warns(tmp_path, monkeypatch, capsys):
+    import app
+
+    monkeypatch.setattr(app, "launch_app", lambda ctx, **kw: None)
+    assert main(["--home", str(tmp_path / "h"), "serve", "--host", "0.0.0.0"]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err.lower() and "--auth" in err
+    for host in ("127.0.0.1", "localhost", "::1"):
+        assert main(["--home", str(tmp_path / "h"), "serve", "--host", host]) == 0
+        assert "warning" not in capsys.readouterr().err.lower(), host
+    assert main(["--home", str(tmp_path / "h"), "serve", "--host", "0.0.0.0", "--auth", "a:b"]) == 0
+    assert "warning" not in capsys.readouterr().err.lower()
+
+
+def test_lock_error_names_the_program_never_its_arguments(tmp_path):
+    import subprocess
+    import sys
+
+    import duckdb
+
+    from store.db import locked_error
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "serve", "--auth", "alice:hunter2-secret"]
+    )
+    try:
+        exc = duckdb.IOException(
+            f'IO Error: Could not set lock on file "x": Conflicting lock is held in {sys.executable} '
+            f"(PID {holder.pid}) by user me."
+        )
+        text = str(locked_error(str(tmp_path / "x.duckdb"), exc))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(holder.pid) in text and "serving the UI" in text, text
+    assert "hunter2" not in text and "--auth" not in text and "alice" not in text, text
 
 
 def test_cli_refuses_database_held_by_serve(tmp_path):
     home = tmp_path / "home"
-    with serving(home) as (_url, proc):
+    with serving(home, "--auth", "alice:hunter2-secret") as (_url, proc):
         result = run_cli("stats", home=home)
     assert result.returncode == 2, result.stderr
     err = result.stderr.strip()
     assert err.count("\n") == 0 and "Traceback" not in err, err
-    assert str(proc.pid) in err and "serve" in err
+    assert str(proc.pid) in err and "serving the UI" in err
+    assert "hunter2" not in err and "alice" not in err
 
 
 def test_import_demo_prompts_then_again_adds_nothing(tmp_path, capsys):

@@ -172,3 +172,21 @@ def test_fake_keys_reach_no_table_log_run_folder_or_export(tmp_path, monkeypatch
     assert leaks_in_tables(home / "preflab.duckdb") == []
     assert leaks_in_files(home, out, *serve_logs) == []
     assert [o for o in outputs if any(s in o for s in SECRETS)] == []
+
+
+def test_the_training_worker_inherits_no_key(tmp_path, monkeypatch):
+    import sys
+
+    from train.process import spawn_worker
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_ANTHROPIC_KEY)
+    monkeypatch.setenv("HF_TOKEN", FAKE_HF_TOKEN)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-PREFLABFAKEopenai")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    show_env = "import json, os; print(json.dumps(dict(os.environ)))"
+    proc = spawn_worker(tmp_path, [sys.executable, "-c", show_env])
+    assert proc.wait(timeout=60) == 0
+    env = json.loads((tmp_path / "worker.log").read_text().strip().splitlines()[-1])
+    assert not {"ANTHROPIC_API_KEY", "HF_TOKEN", "OPENAI_API_KEY"} & set(env)
+    # What the worker does need still reaches it.
+    assert env["HF_HUB_OFFLINE"] == "1" and env["PATH"] and "PREFLAB_PARENT_PID" in env
