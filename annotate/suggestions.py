@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import queue
 import random
@@ -21,11 +20,25 @@ class DisplayOrder:
     hide_suggestion: bool  # drawn for the unprimed-agreement sample
 
 
-def display_order(base_seed: int, pair_id: int, hide_fraction: float) -> DisplayOrder:
-    """Per-pair screen order and hide draw from a recorded seed (never the global RNG)."""
-    seed = int(hashlib.sha256(f"{base_seed}:pair:{pair_id}".encode()).hexdigest()[:15], 16)
+def display_order(base_seed: int, pair_id: int, hide_fraction: float, *, secret: bytes) -> DisplayOrder:
+    """Per-pair screen order and hide draw from a recorded seed keyed by the install secret (unpredictable)."""
+    from settings import keyed_seed
+
+    seed = keyed_seed(secret, base_seed, "pair", pair_id)
     rng = random.Random(seed)
     return DisplayOrder(seed, rng.random() < 0.5, rng.random() < hide_fraction)
+
+
+def _store_secret(store) -> bytes:
+    """The install secret of the home that holds the store's database (a throwaway one for `:memory:`)."""
+    import secrets
+    from pathlib import Path
+
+    from settings import Paths
+
+    if str(store.path) == ":memory:":
+        return secrets.token_bytes(32)
+    return Paths(Path(store.path).parent).install_secret()
 
 
 _FLIP = {"a": "b", "b": "a", "tie": "tie", "both_bad": "both_bad", None: None}
@@ -40,10 +53,20 @@ def to_gen_terms(winner: str | None, order: str, swapped: bool) -> tuple[str | N
 class Suggester:
     """Looks up, computes and prefetches judge verdicts; the judge never runs on a request thread if avoidable."""
 
-    def __init__(self, store, judge, *, base_seed: int = 0, hide_fraction: float = 0.1, prefetch: int = 8):
+    def __init__(
+        self,
+        store,
+        judge,
+        *,
+        base_seed: int = 0,
+        hide_fraction: float = 0.1,
+        prefetch: int = 8,
+        secret: bytes | None = None,
+    ):
         self.store = store
         self.judge = judge
         self.base_seed = base_seed
+        self.secret = secret if secret is not None else _store_secret(store)
         self.hide_fraction = hide_fraction
         self.prefetch_depth = prefetch
         self._queue: queue.Queue[int] = queue.Queue()
@@ -62,7 +85,7 @@ class Suggester:
         return self.judge.name, self.judge.model, self.judge.rubric_hash
 
     def order(self, pair_id: int) -> DisplayOrder:
-        return display_order(self.base_seed, pair_id, self.hide_fraction)
+        return display_order(self.base_seed, pair_id, self.hide_fraction, secret=self.secret)
 
     def cached(self, pair_id: int):
         """The PairVerdict in screen terms from stored verdicts, or None when not judged yet."""

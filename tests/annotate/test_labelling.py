@@ -148,10 +148,11 @@ def test_abandoned_assignment_returns_to_the_queue(store):
 
 
 def test_hide_fraction_draw_is_seeded_and_near_the_rate():
-    hidden = [display_order(0, pid, 0.1).hide_suggestion for pid in range(2000)]
+    key = b"k" * 32
+    hidden = [display_order(0, pid, 0.1, secret=key).hide_suggestion for pid in range(2000)]
     assert 0.07 < sum(hidden) / 2000 < 0.13
-    assert hidden == [display_order(0, pid, 0.1).hide_suggestion for pid in range(2000)]
-    swapped = [display_order(0, pid, 0.1).swapped for pid in range(2000)]
+    assert hidden == [display_order(0, pid, 0.1, secret=key).hide_suggestion for pid in range(2000)]
+    swapped = [display_order(0, pid, 0.1, secret=key).swapped for pid in range(2000)]
     assert 0.45 < sum(swapped) / 2000 < 0.55
 
 
