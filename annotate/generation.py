@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from errors import UserInputError
+from limits import MAX_BATCH_SIZE, MAX_ITEMS, MAX_NEW_TOKENS, MAX_PER_PROMPT, check_int_range
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,11 @@ class GenerateConfig:
             raise UserInputError(f"--temperatures must be non-negative numbers, got {self.temperatures}")
         if not 0 < self.top_p <= 1:
             raise UserInputError(f"--top-p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise UserInputError(f"--max-new-tokens must be >= 1, got {self.max_new_tokens}")
-        if self.batch_size < 1:
-            raise UserInputError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.limit is not None and self.limit < 1:
-            raise UserInputError(f"--limit must be >= 1, got {self.limit}")
+        check_int_range("--per-prompt", self.per_prompt, 2, MAX_PER_PROMPT)
+        check_int_range("--max-new-tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
+        check_int_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
+        if self.limit is not None:
+            check_int_range("--limit", self.limit, 1, MAX_ITEMS)
         if self.strategy not in STRATEGIES:
             raise UserInputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.split not in ("train", "heldout"):
@@ -165,6 +165,11 @@ def run_generation(
         with_gold = [(p.messages, _gold_answer(p.gold)) for p in store.list_prompts(split="train") if p.gold]
         prefixes = fewshot_prefixes([(m, a) for m, a in with_gold if a])
 
+    check = getattr(model, "check_context", None)
+    if check is not None:
+        # Before anything is generated: a prompt that cannot fit would otherwise fail the job half-way.
+        chats = [prefix + p.messages for prefix in (prefixes or [[]]) for p in prompts]
+        check(chats, cfg.max_new_tokens)
     done = store.done_cells(row.id, [p.id for p in prompts])
     total = len(prompts) * len(cells)
     result = GenerateResult(reused=len(done))

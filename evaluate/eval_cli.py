@@ -63,9 +63,12 @@ def cmd_eval(args, ctx) -> int:
     """Run the eval, print the markdown table, write the markdown and the chart; 0 on success."""
     from evaluate.eval_report import write_report
     from evaluate.eval_service import pick_judge, run_eval
+    from limits import MAX_ITEMS
 
     if args.limit is not None and args.limit < 1:
         raise UserInputError(f"--limit must be at least 1; got {args.limit}")
+    if args.limit is not None and args.limit > MAX_ITEMS:
+        raise UserInputError(f"--limit must be at most {MAX_ITEMS}; got {args.limit}")
     variants = [v.strip() for v in (args.variants or "").split(",") if v.strip()]
     params = ResponseParams(
         temperature=args.temperature,

@@ -18,6 +18,7 @@ from evaluate.eval_report import (
 )
 from evaluate.responses import ResponseParams, ensure_responses
 from evaluate.scorers import Item, default_scorers, gold_answer, judge_name
+from limits import MAX_ITEMS
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ class EvalRequest:
             )
         if self.limit is not None and self.limit < 1:
             raise UserInputError(f"limit must be at least 1; got {self.limit!r}")
+        if self.limit is not None and self.limit > MAX_ITEMS:
+            raise UserInputError(f"limit must be at most {MAX_ITEMS}; got {self.limit!r}")
         if self.judge not in JUDGE_KINDS:
             raise UserInputError(f"judge must be one of {', '.join(JUDGE_KINDS)}; got {self.judge!r}")
 

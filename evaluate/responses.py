@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from errors import UserInputError
+from limits import MAX_BATCH_SIZE, MAX_NEW_TOKENS, check_int_range
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,10 @@ class ResponseParams:
     batch_size: int = field(default=16, metadata={"help": "prompts per forward batch"})
 
     def __post_init__(self):
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_new_tokens < 1 or self.batch_size < 1:
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise UserInputError(f"bad response params: {self}")
+        check_int_range("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
+        check_int_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
 
     def cell(self) -> str:
         """The generations.cell key: the same key means the cached response is reused."""

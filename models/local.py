@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from errors import ModelError
+from errors import ModelError, UserInputError
 from models.sampling import Generation, SamplingParams
 from models.scoring import TRL_MAX_LENGTH, TRL_TRUNCATION_MODE
 from models.variants import DEFAULT_BASE, Variant, check_variant_paths, looks_local
@@ -98,9 +98,41 @@ class LocalModel:
         if len(per_prompt) != len(prompts):
             raise ModelError(f"need one SamplingParams per prompt, got {len(per_prompt)} for {len(prompts)}")
         _check_batch_size(batch_size)
+        self.check_context(prompts, [p.max_new_tokens for p in per_prompt])
         # Length-sorted, finished rows dropped and free slots refilled, repeated prompts prefilled once; per-row
         # seeds make the grouping irrelevant to what is sampled (models/fast_generate.py).
         return generate_chats(self, prompts, per_prompt, seeds, batch_size=batch_size, progress=progress)
+
+    @property
+    def context_window(self) -> int | None:
+        """Positions the model can attend over (prompt + response), from its config; None when it names none."""
+        config = getattr(self.model, "config", None)
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(config, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return None
+
+    def check_context(self, prompts: list[Messages], max_new_tokens: int | list[int]) -> None:
+        """Refuse, in one line, a prompt whose tokens plus its response budget exceed the context window."""
+        window = self.context_window
+        if window is None or not prompts:
+            return
+        budgets = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
+        worst = None
+        for prompt, budget in zip(prompts, budgets, strict=True):
+            length = len(self._prompt_ids(prompt))
+            if length + budget > window and (worst is None or length + budget > sum(worst)):
+                worst = (length, budget)
+        if worst is None:
+            return
+        length, budget = worst
+        room = window - length
+        advice = f"lower max new tokens to at most {room}" if room > 0 else "shorten the prompt"
+        raise UserInputError(
+            f"a prompt of {length} tokens plus max new tokens {budget} exceeds the {window}-token context of "
+            f"{self.name}: {advice}"
+        )
 
     def score(
         self,

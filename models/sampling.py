@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from errors import ModelError
+from limits import MAX_NEW_TOKENS
 
 FINISH_REASONS = ("stop", "length")
 
@@ -30,8 +31,10 @@ class SamplingParams:
             raise ModelError(f"top_p must be in (0, 1], got {self.top_p!r}")
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int):
             raise ModelError(f"max_new_tokens must be an integer, got {self.max_new_tokens!r}")
-        if self.max_new_tokens < 1:
-            raise ModelError(f"max_new_tokens must be >= 1, got {self.max_new_tokens!r}")
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS:
+            raise ModelError(
+                f"max_new_tokens must be from 1 to {MAX_NEW_TOKENS}, got {self.max_new_tokens!r}"
+            )
 
     @property
     def greedy(self) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from errors import UserInputError
+from limits import MAX_EPOCHS, MAX_ITEMS, MAX_NEW_TOKENS, check_int_range
 
 LABEL_SOURCES = ("human", "judge", "import")
 PAIR_POLICIES = ("drop", "both_orders")
@@ -198,16 +199,20 @@ class PrefLabFields:
                 )
         self.sources = _sources(self.sources)
         if self.limit is not None:
-            _check_int("limit", self.limit, minimum=1)
+            check_int_range("limit", self.limit, 1, MAX_ITEMS)
         _check_int("kl_every", self.kl_every, minimum=0)
         _check_int("kl_prompts", self.kl_prompts, minimum=1)
-        _check_int("kl_max_new_tokens", self.kl_max_new_tokens, minimum=1)
+        check_int_range("kl_max_new_tokens", self.kl_max_new_tokens, 1, MAX_NEW_TOKENS)
         _check_int("split_seed", self.split_seed, minimum=0)
         _check_int("evals_per_run", self.evals_per_run, minimum=1)
         _check_int("processes", self.processes, minimum=1)
         _check_positive("beta", self.beta)
         _check_positive("learning_rate", self.learning_rate)
         _check_positive("num_train_epochs", self.num_train_epochs)
+        if self.num_train_epochs > MAX_EPOCHS:
+            raise UserInputError(
+                f"num_train_epochs must be at most {MAX_EPOCHS}, got {self.num_train_epochs!r}"
+            )
         _check_int("per_device_train_batch_size", self.per_device_train_batch_size, minimum=1)
         _check_int("gradient_accumulation_steps", self.gradient_accumulation_steps, minimum=1)
         self.loss_type = _loss_types(self.loss_type)

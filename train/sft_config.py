@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from errors import UserInputError
+from limits import MAX_EPOCHS, MAX_ITEMS, MAX_SEQUENCE_LENGTH, check_int_range
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 
@@ -43,12 +44,13 @@ class SFTRunConfig:
     logging_steps: int = field(default=1, metadata={"help": "Optimizer steps between two logged losses."})
 
     def __post_init__(self):
-        for name in ("epochs", "batch_size", "grad_accum", "lora_r", "logging_steps"):
+        for name in ("batch_size", "grad_accum", "lora_r", "logging_steps"):
             _check_int(name, getattr(self, name), minimum=1)
-        _check_int("max_length", self.max_length, minimum=2)
+        check_int_range("epochs", self.epochs, 1, MAX_EPOCHS)
+        check_int_range("max_length", self.max_length, 2, MAX_SEQUENCE_LENGTH)
         _check_int("seed", self.seed, minimum=0)
         if self.limit is not None:
-            _check_int("limit", self.limit, minimum=1)
+            check_int_range("limit", self.limit, 1, MAX_ITEMS)
         _check_positive("learning_rate", self.learning_rate)
         _check_positive("lora_alpha", self.lora_alpha)
         if not _is_number(self.lora_dropout) or not 0 <= self.lora_dropout < 1:

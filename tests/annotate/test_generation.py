@@ -149,3 +149,24 @@ def test_fewshot_strategy_uses_two_different_prefixes(sft_store, tiny_pool):
     assert [m["role"] for m in first] == ["user", "assistant", "user"]
     with pytest.raises(UserInputError):
         fewshot_prefixes([([{"role": "user", "content": "x"}], "y")])
+
+
+def test_prompt_plus_budget_must_fit_the_model_context(tiny_local_model):
+    """The tiny model's context is 512 positions: a 600-token budget cannot fit, whatever the prompt."""
+    from models.sampling import SamplingParams
+
+    chat = [{"role": "user", "content": "what color is the cat?"}]
+    with pytest.raises(UserInputError) as exc:
+        tiny_local_model.generate([chat], SamplingParams(0.0, 1.0, 600), seeds=[0])
+    text = str(exc.value)
+    assert "\n" not in text and "512" in text and "600" in text
+    # Within the window it still generates.
+    (out,) = tiny_local_model.generate([chat], SamplingParams(0.0, 1.0, 4), seeds=[0])
+    assert out.n_tokens <= 4
+
+
+def test_generation_job_checks_the_context_before_generating_anything(sft_store, tiny_pool):
+    with pytest.raises(UserInputError) as exc:
+        run_generation(sft_store, tiny_pool, _cfg(max_new_tokens=600, batch_size=2))
+    assert "context" in str(exc.value) and "\n" not in str(exc.value)
+    assert sft_store.counts()["generations"] == 0

@@ -186,3 +186,17 @@ def test_too_small_or_empty_datasets_are_refused_in_one_line():
         "need at least 6 confirmed preference triples, have 1 (of 4; left out: 3 "
     )
     assert "--include-judge" in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"num_train_epochs": 10**6}, "num_train_epochs"),
+        ({"limit": 10**12}, "limit"),
+        ({"kl_max_new_tokens": 10**6}, "kl_max_new_tokens"),
+    ],
+)
+def test_epochs_limits_and_sampled_tokens_have_upper_bounds(overrides, named):
+    with pytest.raises(UserInputError) as exc:
+        load_config(None, "default", overrides)
+    assert named in str(exc.value) and "\n" not in str(exc.value)
