@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass, field
 
 from errors import UserInputError
-
-log = logging.getLogger(__name__)
 
 SIDES = ("A", "B", "tie", "both_bad", "skip")
 # The longest note and chosen-response edit accepted (the textboxes cap the same; the API must too).
@@ -71,6 +68,23 @@ class Screen:
         return None if side is None else _decision(side, self.swapped)
 
 
+class AlreadyLabelledError(UserInputError):
+    """A vote on a pair this annotator already labelled (a double key press, a stale second tab)."""
+
+
+class NothingToUndoError(UserInputError):
+    """Undo named no vote, or one that was already undone (in another tab, say)."""
+
+
+@dataclass(frozen=True)
+class Voted:
+    """A stored vote: its label (what undo names) and the next pair to show."""
+
+    label_id: int
+    pair_id: int
+    next: Screen | None
+
+
 def _decision(side: str, swapped: bool) -> str:
     """Screen side -> stored decision naming gen_a/gen_b."""
     if side == "A":
@@ -112,7 +126,11 @@ class LabelService:
         """The same pair again, e.g. once a pending suggestion arrived."""
         return self._screen(check_annotator(annotator), pair_id)
 
-    def vote(
+    def vote(self, annotator: str, pair_id: int, side: str, **kw) -> Screen | None:
+        """Commit a label for the held pair, then return the next pair (see `cast`)."""
+        return self.cast(annotator, pair_id, side, **kw).next
+
+    def cast(
         self,
         annotator: str,
         pair_id: int,
@@ -122,21 +140,21 @@ class LabelService:
         note: str | None = None,
         chosen_edit: str | None = None,
         seconds_spent: float | None = None,
-    ) -> Screen | None:
-        """Commit a label for the held pair, then return the next pair."""
+    ) -> Voted:
+        """Commit a label for the pair on screen; AlreadyLabelledError if this annotator's vote is stored."""
         annotator = check_annotator(annotator)
         if side not in SIDES:
             raise UserInputError(f"vote must be one of {', '.join(SIDES)}, got {side!r}")
         pair = self.store.get_pair_view(pair_id)
         if pair is None:
             raise UserInputError(f"pair {pair_id} does not exist")
-        if any(
-            lab.annotator == annotator and lab.superseded_by is None
-            for lab in self.store.labels_for_pair(pair_id)
-        ):
-            # A double click or a second tab: this annotator's label on the pair is already stored.
-            log.info("ignored repeated vote on pair %s by %s", pair_id, annotator)
-            return self.current(annotator)
+        if note is not None and len(note) > MAX_NOTE_CHARS:
+            raise UserInputError(f"a note holds at most {MAX_NOTE_CHARS} characters, got {len(note)}")
+        if chosen_edit is not None and len(chosen_edit) > MAX_EDIT_CHARS:
+            raise UserInputError(f"an edit holds at most {MAX_EDIT_CHARS} characters, got {len(chosen_edit)}")
+        edit = (chosen_edit or "").strip() or None
+        if edit is not None and side not in ("A", "B"):
+            raise UserInputError("an edit of the chosen response needs a vote for A or B")
         order = self.suggester.order(pair_id)
         left, right = (pair.gen_b, pair.gen_a) if order.swapped else (pair.gen_a, pair.gen_b)
         verdict = self.suggester.cached(pair_id)
@@ -145,18 +163,10 @@ class LabelService:
             suggestion = _decision(
                 {"a": "A", "b": "B"}.get(verdict.suggestion, verdict.suggestion), order.swapped
             )
-        if note is not None and len(note) > MAX_NOTE_CHARS:
-            raise UserInputError(f"a note holds at most {MAX_NOTE_CHARS} characters, got {len(note)}")
-        if chosen_edit is not None and len(chosen_edit) > MAX_EDIT_CHARS:
-            raise UserInputError(f"an edit holds at most {MAX_EDIT_CHARS} characters, got {len(chosen_edit)}")
-        edit = (chosen_edit or "").strip() or None
-        if edit is not None and side not in ("A", "B"):
-            raise UserInputError("an edit of the chosen response needs a vote for A or B")
-        self.store.add_label(
+        label_id = self.store.record_vote(
             pair_id,
             annotator,
             _decision(side, order.swapped),
-            source="human",
             left_gen=left,
             right_gen=right,
             seed=order.seed,
@@ -167,24 +177,22 @@ class LabelService:
             note=(note or "").strip() or None,
             seconds_spent=seconds_spent,
         )
-        self.store.release_pair(annotator, pair_id)
-        return self.current(annotator)
+        if label_id is None:
+            # A double key press or a second tab: the stored vote stands, and the page must say so.
+            raise AlreadyLabelledError(
+                f"pair #{pair_id} already has your vote (a second key press or another tab); "
+                "this one was not stored, press Undo to change it"
+            )
+        return Voted(label_id, pair_id, self.current(annotator))
 
-    def undo(self, annotator: str) -> Screen | None:
-        """Withdraw the annotator's newest label (kept, superseded) and show that pair again."""
+    def undo(self, annotator: str, label_id: int | None) -> Screen:
+        """Withdraw the vote the page showed (kept, superseded) and hold its pair again, in one transaction."""
         annotator = check_annotator(annotator)
-        last = self.store.last_live_label(annotator)
-        if last is None:
-            raise UserInputError("nothing to undo")
-        label_id, pair_id = last
-        self.store.withdraw_label(label_id)
-        # Whatever pair was held is released so the undone pair comes first.
-        held = self.store.claim_pair(
-            annotator, timeout_s=self.cfg.assignment_timeout_s, overlap=self.cfg.overlap
-        )
-        if held is not None and held != pair_id:
-            self.store.release_pair(annotator, held)
-        self.store.hold_pair(annotator, pair_id)
+        pair_id = None if label_id is None else self.store.undo_vote(annotator, int(label_id))
+        if pair_id is None:
+            raise NothingToUndoError(
+                "nothing to undo: that vote was already undone, or there is none on this page"
+            )
         return self._screen(annotator, pair_id)
 
     def _screen(self, annotator: str, pair_id: int) -> Screen:

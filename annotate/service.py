@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from access import Role
 from annotate.generation import GenerateConfig, GenerateResult, run_generation
-from annotate.labelling import LabelConfig, LabelService, Screen
+from annotate.labelling import LabelConfig, LabelService, Screen, Voted, check_annotator
 from annotate.suggestions import Suggester
 
 log = logging.getLogger(__name__)
@@ -40,28 +41,44 @@ class AnnotateService:
         )
         self.labels = LabelService(ctx.store, self.suggester, label_cfg)
 
-    # -- labelling ------------------------------------------------------------------------------
+    # -- labelling: the annotator role (any login); the label is stored under the login ----------------
 
-    def current(self, annotator: str) -> Screen | None:
-        return self.labels.current(annotator)
+    def identity(self, username: str | None, typed: str | None) -> str:
+        """Who labels: the login when the server has users (the textbox is ignored), else the typed name."""
+        return check_annotator(self.ctx.access.identity(username, typed))
 
-    def vote(self, annotator: str, pair_id: int, side: str, **kw) -> Screen | None:
-        return self.labels.vote(annotator, pair_id, side, **kw)
+    def current(self, annotator: str, *, username: str | None = None) -> Screen | None:
+        return self.labels.current(self.identity(username, annotator))
 
-    def undo(self, annotator: str) -> Screen | None:
-        return self.labels.undo(annotator)
+    def cast(self, annotator: str, pair_id: int, side: str, *, username: str | None = None, **kw) -> Voted:
+        """Store the vote on the pair the page showed; returns its label (for undo) and the next pair."""
+        return self.labels.cast(self.identity(username, annotator), pair_id, side, **kw)
 
-    def refresh(self, annotator: str, pair_id: int) -> Screen:
-        return self.labels.refresh(annotator, pair_id)
+    def vote(
+        self, annotator: str, pair_id: int, side: str, *, username: str | None = None, **kw
+    ) -> Screen | None:
+        """`cast`, returning only the next pair."""
+        return self.cast(annotator, pair_id, side, username=username, **kw).next
+
+    def undo(self, annotator: str, label_id: int | None, *, username: str | None = None) -> Screen | None:
+        """Withdraw the vote the page names (never just the newest one) and show its pair again."""
+        return self.labels.undo(self.identity(username, annotator), label_id)
+
+    def refresh(self, annotator: str, pair_id: int, *, username: str | None = None) -> Screen:
+        return self.labels.refresh(self.identity(username, annotator), pair_id)
 
     def counts(self) -> dict[str, int]:
         return self.ctx.store.counts()
 
     # -- generation -----------------------------------------------------------------------------
 
-    def start_generation(self, cfg: GenerateConfig | None = None, *, job_id: int | None = None) -> int:
-        """Start (or resume) a generation job in the background; returns its id."""
-        cfg = cfg or GenerateConfig()
+    def start_generation(self, cfg: GenerateConfig | None = None, *, username: str | None = None) -> int:
+        """Start a generation job in the background (admin role); returns its id."""
+        self.ctx.access.require(username, Role.ADMIN)
+        return self._start_generation(cfg or GenerateConfig())
+
+    def _start_generation(self, cfg: GenerateConfig, *, job_id: int | None = None) -> int:
+        """Start (or resume) a generation job; the caller checked the role."""
         # Fail fast on the request path with the user's mistake, not later inside the job.
         run_check = self.ctx.store.get_model(cfg.variant)
         if run_check is None:
@@ -93,7 +110,7 @@ class AnnotateService:
                 cfg = GenerateConfig(
                     **{k: tuple(v) if isinstance(v, list) else v for k, v in job.params.items()}
                 )
-                self.start_generation(cfg, job_id=job.id)
+                self._start_generation(cfg, job_id=job.id)
                 resumed.append(job.id)
                 log.info("resumed generation job #%s", job.id)
             except Exception as exc:  # a job that cannot resume is marked, never retried in a loop
@@ -118,6 +135,8 @@ class AnnotateService:
             text = f"Job #{job.id} {job.status}: {job.error or ''}".strip()
         return JobStatus(job.id, job.status, job.progress, job.total, text)
 
-    def cancel_generation(self) -> bool:
+    def cancel_generation(self, *, username: str | None = None) -> bool:
+        """Ask the running generation job to stop after its batch (admin role)."""
+        self.ctx.access.require(username, Role.ADMIN)
         job = self.ctx.store.latest_job("generate")
         return bool(job and job.active and self.ctx.jobs.cancel(job.id))

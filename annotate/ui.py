@@ -7,7 +7,13 @@ import time
 
 import gradio as gr
 
-from annotate.labelling import MAX_EDIT_CHARS, MAX_NOTE_CHARS, Screen
+from annotate.labelling import (
+    MAX_EDIT_CHARS,
+    MAX_NOTE_CHARS,
+    AlreadyLabelledError,
+    NothingToUndoError,
+    Screen,
+)
 from annotate.service import AnnotateService
 from context import Context
 from errors import PrefLabError
@@ -26,6 +32,8 @@ KEY_HELP = (
 )
 # Votes from several annotators must not queue behind one worker; DuckDB serialises the writes anyway.
 VOTE_CONCURRENCY = 16
+# How many of this page's votes `u` can take back, newest first.
+MAX_UNDO = 100
 
 
 def annotate_empty_state(counts: dict[str, int]) -> str:
@@ -88,7 +96,7 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
     """Widgets and events of the Annotate tab."""
     svc = AnnotateService(ctx)
     svc.resume_interrupted()
-    state = gr.State({"pair_id": None, "shown_at": 0.0, "pending": False})
+    state = gr.State({"pair_id": None, "shown_at": 0.0, "pending": False, "undo": []})
 
     with gr.Row():
         annotator = gr.Textbox(
@@ -151,16 +159,19 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
         rationale,
     ]
 
-    def who(name: str, request: gr.Request | None) -> str:
+    def who(name: str, request: gr.Request | None) -> tuple[str | None, str]:
+        """(login, name shown): the service stores labels under the login when there is one."""
         user = getattr(request, "username", None) if request is not None else None
-        return user or (name or "").strip()
+        return user, user or (name or "").strip()
 
-    def show(screen: Screen | None, name: str, hide_value: bool) -> dict:
+    def show(screen: Screen | None, name: str, hide_value: bool, undo_ids: list[int] | None = None) -> dict:
+        # `undo`: the labels this page stored, newest last; undo names the newest, never "the latest anywhere".
+        undo_ids = list(undo_ids or [])[-MAX_UNDO:]
         if screen is None:
             # Counts only feed the empty state: a vote that shows the next pair never pays for them.
             counts = svc.counts()
             return {
-                state: {"pair_id": None, "shown_at": 0.0, "pending": False},
+                state: {"pair_id": None, "shown_at": 0.0, "pending": False, "undo": undo_ids},
                 progress: progress_text(None, counts, name),
                 empty_col: gr.Column(visible=True),
                 empty_md: annotate_empty_state(counts),
@@ -173,7 +184,12 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
             }
         head, why = suggestion_html(screen, hide_value)
         return {
-            state: {"pair_id": screen.pair_id, "shown_at": time.time(), "pending": screen.verdict is None},
+            state: {
+                "pair_id": screen.pair_id,
+                "shown_at": time.time(),
+                "pending": screen.verdict is None,
+                "undo": undo_ids,
+            },
             progress: progress_text(screen, {}, name),
             empty_col: gr.Column(visible=False),
             empty_md: "",
@@ -186,9 +202,9 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
         }
 
     def on_load(name: str, hide_value: bool, request: gr.Request):
-        name = who(name, request)
+        user, name = who(name, request)
         try:
-            return {**show(svc.current(name), name, hide_value), annotator: name}
+            return {**show(svc.current(name, username=user), name, hide_value), annotator: name}
         except PrefLabError as exc:
             warn(exc)
             return {**show(None, name, hide_value), annotator: name}
@@ -197,66 +213,91 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
         def on_vote(
             name: str, st: dict, hide_value: bool, note_text: str, edit_text: str, request: gr.Request
         ):
-            name = who(name, request)
+            user, name = who(name, request)
             if st.get("pair_id") is None:
                 return {state: gr.skip()}
             shown = not hide_value and not st.get("pending", False)
+            undo_ids = st.get("undo") or []
             try:
-                screen = svc.vote(
+                voted = svc.cast(
                     name,
                     st["pair_id"],
                     side,
+                    username=user,
                     suggestion_shown=shown,
                     note=note_text,
                     chosen_edit=edit_text,
                     seconds_spent=round(time.time() - st.get("shown_at", time.time()), 2),
                 )
+            except AlreadyLabelledError as exc:
+                # A stale page (second tab, double key press): say so, and show where this annotator really is.
+                warn(exc)
+                try:
+                    return show(svc.current(name, username=user), name, hide_value, undo_ids)
+                except PrefLabError as again:
+                    warn(again)
+                    return {state: gr.skip()}
             except PrefLabError as exc:
                 warn(exc)
                 return {state: gr.skip()}
-            return {**show(screen, name, hide_value), note: "", edit: ""}
+            return {**show(voted.next, name, hide_value, [*undo_ids, voted.label_id]), note: "", edit: ""}
 
         return on_vote
 
-    def on_undo(name: str, hide_value: bool, request: gr.Request):
-        name = who(name, request)
+    def on_undo(name: str, st: dict, hide_value: bool, request: gr.Request):
+        user, name = who(name, request)
+        undo_ids = list(st.get("undo") or [])
         try:
-            return {**show(svc.undo(name), name, hide_value), note: "", edit: ""}
+            screen = svc.undo(name, undo_ids[-1] if undo_ids else None, username=user)
+        except NothingToUndoError as exc:
+            warn(exc)  # already undone (in another tab, say): forget it, so the next `u` goes further back
+            return {state: {**st, "undo": undo_ids[:-1]}}
         except PrefLabError as exc:
             warn(exc)
             return {state: gr.skip()}
+        return {**show(screen, name, hide_value, undo_ids[:-1]), note: "", edit: ""}
 
     def on_hide(name: str, st: dict, hide_value: bool, request: gr.Request):
-        name = who(name, request)
+        user, name = who(name, request)
         if st.get("pair_id") is None:
             return {state: gr.skip()}
-        return show(svc.refresh(name, st["pair_id"]), name, hide_value)
-
-    def on_generate():
         try:
-            job_id = svc.start_generation()
+            screen = svc.refresh(name, st["pair_id"], username=user)
+        except PrefLabError as exc:
+            warn(exc)
+            return {state: gr.skip()}
+        return show(screen, name, hide_value, st.get("undo"))
+
+    def on_generate(request: gr.Request):
+        try:
+            job_id = svc.start_generation(username=getattr(request, "username", None))
         except PrefLabError as exc:
             warn(exc)
             return {gen_status: md_text(exc)}
         gr.Info(f"Generation job #{job_id} started; pairs appear as each batch finishes.")
         return {gen_status: md_text(svc.generation_status().text)}
 
-    def on_cancel():
-        if svc.cancel_generation():
-            gr.Info("Cancelling after the current batch.")
+    def on_cancel(request: gr.Request):
+        try:
+            if svc.cancel_generation(username=getattr(request, "username", None)):
+                gr.Info("Cancelling after the current batch.")
+        except PrefLabError as exc:
+            warn(exc)
         return {gen_status: md_text(svc.generation_status().text)}
 
     def on_tick(name: str, st: dict, hide_value: bool, request: gr.Request):
         """Poll: job progress always; the pair area only when a suggestion is pending or nothing is shown."""
         out = {gen_status: md_text(svc.generation_status().text)}
-        name = who(name, request)
+        user, name = who(name, request)
         try:
             if st.get("pair_id") is None:
-                screen = svc.current(name)
+                screen = svc.current(name, username=user)
                 if screen is not None:
-                    out.update(show(screen, name, hide_value))
+                    out.update(show(screen, name, hide_value, st.get("undo")))
             elif st.get("pending"):
-                out.update(show(svc.refresh(name, st["pair_id"]), name, hide_value))
+                out.update(
+                    show(svc.refresh(name, st["pair_id"], username=user), name, hide_value, st.get("undo"))
+                )
         except PrefLabError:
             pass  # e.g. an empty name while the user types: the load/vote handlers report it
         return out
@@ -273,7 +314,7 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
         )
     undo.click(
         on_undo,
-        [annotator, hide],
+        [annotator, state, hide],
         [*pair_outputs, note, edit],
         api_name="undo",
         concurrency_limit=VOTE_CONCURRENCY,
@@ -281,8 +322,8 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
     )
     hide.change(on_hide, [annotator, state, hide], pair_outputs, api_name=False)
     annotator.submit(on_load, [annotator, hide], [*pair_outputs, annotator], api_name=False)
-    generate.click(on_generate, None, [gen_status], api_name="generate")
-    cancel.click(on_cancel, None, [gen_status], api_name=False)
+    generate.click(on_generate, None, [gen_status], api_name="generate")  # admin: checked in the service
+    cancel.click(on_cancel, None, [gen_status], api_name=False)  # admin: checked in the service
     timer.tick(
         on_tick, [annotator, state, hide], [gen_status, *pair_outputs], api_name=False, concurrency_limit=None
     )

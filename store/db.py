@@ -44,6 +44,10 @@ COUNTED = (
     "models",
 )
 
+_IO_HINT = (
+    "this change was not stored (earlier work is kept); free disk space or check the home folder, then retry"
+)
+
 _PID = re.compile(r"\(PID (\d+)\)")
 _HOLDER_EXE = re.compile(r"lock is held in (.+?) \(PID")
 
@@ -230,6 +234,15 @@ class Store(
             try:
                 with self.transaction() as cur:
                     return fn(cur)
+            except duckdb.IOException as exc:
+                # Disk full, a vanished file, a read-only mount: the transaction rolled back, so nothing of it
+                # was stored and every earlier commit is intact. One line, never a bare "Error".
+                raise StoreError(f"could not save to the database: {_first_line(exc)}; {_IO_HINT}") from exc
+            except duckdb.FatalException as exc:  # DuckDB refuses every write after a failed checkpoint/WAL
+                raise StoreError(
+                    f"the database stopped accepting changes: {_first_line(exc)}; restart PrefLab "
+                    "(everything saved before is kept)"
+                ) from exc
             except duckdb.TransactionException as exc:
                 if not is_retryable(exc):
                     raise

@@ -194,6 +194,24 @@ class Queries:
         decision: str,
         *,
         source: str = "human",
+        **fields: Any,
+    ) -> int:
+        """Record a label; it supersedes the annotator's earlier live label on the same pair.
+
+        `fields`: left_gen, right_gen, seed, suggestion_shown, suggestion, chosen_edit, note, seconds_spent.
+        """
+        _check("decision", decision, DECISIONS)
+        _check("label source", source, LABEL_SOURCES)
+        return self.write(lambda cur: self._insert_label(cur, pair_id, annotator, decision, source, **fields))
+
+    @staticmethod
+    def _insert_label(
+        cur: duckdb.DuckDBPyConnection,
+        pair_id: int,
+        annotator: str,
+        decision: str,
+        source: str,
+        *,
         left_gen: int | None = None,
         right_gen: int | None = None,
         seed: int | None = None,
@@ -203,49 +221,53 @@ class Queries:
         note: str | None = None,
         seconds_spent: float | None = None,
     ) -> int:
-        """Record a vote; it supersedes the annotator's earlier live label on the same pair."""
-        _check("decision", decision, DECISIONS)
-        _check("label source", source, LABEL_SOURCES)
-
-        def insert(cur: duckdb.DuckDBPyConnection) -> int:
-            new_id = cur.execute(
-                "INSERT INTO labels (pair_id, annotator, source, left_gen, right_gen, seed, decision, "
-                "suggestion_shown, suggestion, chosen_edit, note, seconds_spent) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [
-                    pair_id,
-                    annotator,
-                    source,
-                    left_gen,
-                    right_gen,
-                    seed,
-                    decision,
-                    suggestion_shown,
-                    suggestion,
-                    chosen_edit,
-                    note,
-                    seconds_spent,
-                ],
-            ).fetchone()[0]
-            cur.execute(
-                "UPDATE labels SET superseded_by = ? "
-                "WHERE pair_id = ? AND annotator = ? AND superseded_by IS NULL AND id <> ?",
-                [new_id, pair_id, annotator, new_id],
-            )
-            return int(new_id)
-
-        return self.write(insert)
+        """Insert a label inside the caller's transaction and supersede the annotator's older live one."""
+        new_id = cur.execute(
+            "INSERT INTO labels (pair_id, annotator, source, left_gen, right_gen, seed, decision, "
+            "suggestion_shown, suggestion, chosen_edit, note, seconds_spent) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [
+                pair_id,
+                annotator,
+                source,
+                left_gen,
+                right_gen,
+                seed,
+                decision,
+                suggestion_shown,
+                suggestion,
+                chosen_edit,
+                note,
+                seconds_spent,
+            ],
+        ).fetchone()[0]
+        cur.execute(
+            "UPDATE labels SET superseded_by = ? "
+            "WHERE pair_id = ? AND annotator = ? AND superseded_by IS NULL AND id <> ?",
+            [new_id, pair_id, annotator, new_id],
+        )
+        return int(new_id)
 
     def withdraw_label(self, label_id: int) -> None:
         """Undo a vote: the label points at itself as superseded, so nothing replaces it."""
 
         def update(cur: duckdb.DuckDBPyConnection) -> None:
-            row = cur.execute("SELECT superseded_by FROM labels WHERE id = ?", [label_id]).fetchone()
-            if row is None or row[0] is not None:
+            if not self._withdraw(cur, label_id):
                 raise StoreError(f"label {label_id} does not exist or was already superseded")
-            cur.execute("UPDATE labels SET superseded_by = id WHERE id = ?", [label_id])
 
         self.write(update)
+
+    @staticmethod
+    def _withdraw(cur: duckdb.DuckDBPyConnection, label_id: int, annotator: str | None = None) -> int | None:
+        """Withdraw a live label (of `annotator`, when given) in the caller's transaction; its pair, or None."""
+        row = cur.execute(
+            "SELECT pair_id FROM labels WHERE id = ? AND superseded_by IS NULL AND (? IS NULL OR annotator = ?)",
+            [label_id, annotator, annotator],
+        ).fetchone()
+        if row is None:
+            return None
+        cur.execute("UPDATE labels SET superseded_by = id WHERE id = ?", [label_id])
+        return int(row[0])
 
     def labels_for_pair(self, pair_id: int) -> list[LabelRow]:
         """Every label on a pair, superseded ones included, oldest first."""

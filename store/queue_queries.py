@@ -9,6 +9,8 @@ from typing import Any
 
 import duckdb
 
+from .queries import DECISIONS, _check
+
 # A pair is drawn for double labelling when hash(pair_id) % 1000 falls under overlap * 1000:
 # deterministic, so every annotator and every restart agrees on which pairs overlap.
 _OVERLAP_BUCKETS = 1000
@@ -24,10 +26,12 @@ class Progress:
 
 
 class QueueQueries:
-    """Assignment queue; relies on `cursor()` and `write()` from `Store`."""
+    """Assignment queue and votes; relies on `cursor()`, `write()` and the label helpers of `Store`."""
 
     cursor: Callable[[], duckdb.DuckDBPyConnection]
     write: Callable[..., Any]
+    _insert_label: Callable[..., int]
+    _withdraw: Callable[..., int | None]
     # One serving process owns the database; this lock makes "pick a free pair, then hold it" atomic
     # across its request threads (DuckDB's optimistic concurrency would let two inserts both succeed).
     _claim_lock = threading.Lock()
@@ -94,37 +98,67 @@ class QueueQueries:
 
         return self.write(insert)
 
-    def hold_pair(self, annotator: str, pair_id: int) -> None:
-        """Give a specific pair back to an annotator (after an undo)."""
+    def record_vote(self, pair_id: int, annotator: str, decision: str, **fields: Any) -> int | None:
+        """Store a human vote and end the annotator's hold on the pair, atomically; None if they voted already.
+
+        The "already voted?" check runs in the inserting transaction under the process lock: DuckDB lets
+        two concurrent INSERTs both commit, so without it a double key press stored two live labels.
+        """
+        _check("decision", decision, DECISIONS)
+
+        def vote(cur: duckdb.DuckDBPyConnection) -> int | None:
+            if self._live_label(cur, pair_id, annotator) is not None:
+                return None
+            label_id = self._insert_label(cur, pair_id, annotator, decision, "human", **fields)
+            self._release(cur, annotator, pair_id)
+            return label_id
+
         with self._claim_lock:
-            self.write(
-                lambda cur: cur.execute(
-                    "INSERT INTO assignments (pair_id, annotator) VALUES (?, ?)", [pair_id, annotator]
-                )
-            )
+            return self.write(vote)
+
+    def undo_vote(self, annotator: str, label_id: int) -> int | None:
+        """Withdraw this annotator's live human label and hold its pair again, atomically; its pair, or None."""
+
+        def undo(cur: duckdb.DuckDBPyConnection) -> int | None:
+            source = cur.execute("SELECT source FROM labels WHERE id = ?", [label_id]).fetchone()
+            if source is None or source[0] != "human":
+                return None
+            pair_id = self._withdraw(cur, label_id, annotator)
+            if pair_id is None:
+                return None
+            # Whatever pair was held goes back to the queue, so the undone pair comes first.
+            self._release(cur, annotator, None)
+            cur.execute("INSERT INTO assignments (pair_id, annotator) VALUES (?, ?)", [pair_id, annotator])
+            return pair_id
+
+        with self._claim_lock:
+            return self.write(undo)
 
     def release_pair(self, annotator: str, pair_id: int) -> None:
         """End this annotator's hold on a pair."""
-        self.write(
-            lambda cur: cur.execute(
-                "UPDATE assignments SET released_at = current_timestamp "
-                "WHERE annotator = ? AND pair_id = ? AND released_at IS NULL",
-                [annotator, pair_id],
-            )
+        self.write(lambda cur: self._release(cur, annotator, pair_id))
+
+    @staticmethod
+    def _release(cur: duckdb.DuckDBPyConnection, annotator: str, pair_id: int | None) -> None:
+        """End the annotator's hold on `pair_id` (every hold when None), in the caller's transaction."""
+        cur.execute(
+            "UPDATE assignments SET released_at = current_timestamp "
+            "WHERE annotator = ? AND (? IS NULL OR pair_id = ?) AND released_at IS NULL",
+            [annotator, pair_id, pair_id],
         )
 
-    def last_live_label(self, annotator: str, *, source: str = "human") -> tuple[int, int] | None:
-        """(label_id, pair_id) of the annotator's newest label that undo can withdraw."""
-        row = (
-            self.cursor()
-            .execute(
-                "SELECT id, pair_id FROM labels WHERE annotator = ? AND source = ? AND superseded_by IS NULL "
-                "ORDER BY id DESC LIMIT 1",
-                [annotator, source],
-            )
-            .fetchone()
-        )
-        return None if row is None else (int(row[0]), int(row[1]))
+    @staticmethod
+    def _live_label(cur: duckdb.DuckDBPyConnection, pair_id: int, annotator: str) -> int | None:
+        row = cur.execute(
+            "SELECT id FROM labels WHERE pair_id = ? AND annotator = ? AND superseded_by IS NULL "
+            "ORDER BY id DESC LIMIT 1",
+            [pair_id, annotator],
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def live_label(self, pair_id: int, annotator: str) -> int | None:
+        """The id of this annotator's live label on the pair, or None."""
+        return self._live_label(self.cursor(), pair_id, annotator)
 
     def progress(self, annotator: str) -> Progress:
         """Pairs this annotator has labelled (skips included), all pairs, pairs with a real label."""

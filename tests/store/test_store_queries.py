@@ -1,5 +1,6 @@
 """Typed queries: models, prompts, and the preference_triples view the trainer reads."""
 
+import duckdb
 import pytest
 
 from errors import StoreError
@@ -104,6 +105,45 @@ def test_a_failed_write_leaves_nothing_behind(store: Store):
     with pytest.raises(ValueError):
         store.write(half_then_fail)
     assert store.counts()["prompts"] == 0
+
+
+@pytest.mark.parametrize("where", ["statement", "commit"])
+def test_a_disk_error_during_a_write_is_one_line_and_keeps_earlier_commits(store: Store, make_pair, where):
+    pair = make_pair(store, "kept")
+    kept = store.add_label(pair, "ann", "a")
+    disk_full = duckdb.IOException(
+        'IO Error: Could not write all bytes to file "x.wal": No space left on device'
+    )
+
+    def write_then_fail(cur):
+        cur.execute(
+            "INSERT INTO labels (pair_id, annotator, source, decision) VALUES (?, 'bob', 'human', 'b')",
+            [pair],
+        )
+        if where == "statement":
+            raise disk_full
+
+    real = store.cursor()
+
+    class CommitFails:
+        def execute(self, sql, *args):
+            if sql == "COMMIT" and where == "commit":
+                raise disk_full
+            return real.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    failing = CommitFails()
+    store.cursor = lambda: failing  # this test's store only
+    with pytest.raises(StoreError) as info:
+        store.write(write_then_fail)
+    del store.cursor
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("could not save to the database: IO Error")
+    assert "No space left on device" in message and "earlier work is kept" in message
+    rows = store.cursor().execute("SELECT id, annotator FROM labels").fetchall()
+    assert rows == [(kept, "ann")]  # nothing half-written, nothing earlier lost
 
 
 def test_preference_triples_hold_the_latest_live_label(store: Store, make_pair):
