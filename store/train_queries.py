@@ -69,6 +69,7 @@ class TrainQueries:
 
     cursor: Callable[[], duckdb.DuckDBPyConnection]
     write: Callable[..., Any]
+    add_model: Callable[..., Any]
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -107,27 +108,36 @@ class TrainQueries:
         result: dict | None = None,
     ) -> RunRow:
         """Set the given fields; 'running' stamps started_at, a final status ended_at."""
-        if status is not None:
-            _check("run status", status, RUN_STATUSES)
-        sets, args = [], []
-        for column, value in (("status", status), ("adapter_path", adapter_path), ("error", error)):
-            if value is not None:
-                sets.append(f"{column} = ?")
-                args.append(value)
-        if result is not None:
-            sets.append("result = ?")
-            args.append(dumps(result))
-        if status == "running":
-            sets.append("started_at = coalesce(started_at, current_timestamp)")
-        if status in FINAL_STATUSES:
-            sets.append("ended_at = current_timestamp")
-
-        def update(cur: duckdb.DuckDBPyConnection) -> None:
-            # No UPDATE ... RETURNING: run_metrics references runs, and DuckDB then trips the FK check.
-            if sets:  # column names come from the fixed tuple above; values are parameters
-                cur.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", [*args, run_id])
-
+        update = _run_update(run_id, status=status, adapter_path=adapter_path, error=error, result=result)
         self.write(update)
+        row = self.get_run(run_id)
+        if row is None:
+            raise StoreError(f"no run with id {run_id}")
+        return row
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        error: str | None = None,
+        adapter_path: str | None = None,
+        result: dict | None = None,
+        register: tuple[str, str, list[str], str] | None = None,
+    ) -> RunRow:
+        """Store a run's final row and register its variant `(name, base, adapters, kind)` in ONE transaction.
+
+        A process killed in between would otherwise leave a registered variant whose run later reads failed.
+        """
+        _check("final run status", status, FINAL_STATUSES)
+        update = _run_update(run_id, status=status, adapter_path=adapter_path, error=error, result=result)
+
+        def finish(cur: duckdb.DuckDBPyConnection) -> None:
+            if register is not None:
+                self.add_model(*register)  # nested write: joins this transaction
+            update(cur)
+
+        self.write(finish)
         row = self.get_run(run_id)
         if row is None:
             raise StoreError(f"no run with id {run_id}")
@@ -260,6 +270,38 @@ class TrainQueries:
             .fetchone()
         )
         return int(row[0])
+
+
+def _run_update(
+    run_id: int,
+    *,
+    status: str | None,
+    adapter_path: str | None,
+    error: str | None,
+    result: dict | None,
+) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    """The UPDATE of a run's given fields, to run inside a write."""
+    if status is not None:
+        _check("run status", status, RUN_STATUSES)
+    sets, args = [], []
+    for column, value in (("status", status), ("adapter_path", adapter_path), ("error", error)):
+        if value is not None:
+            sets.append(f"{column} = ?")
+            args.append(value)
+    if result is not None:
+        sets.append("result = ?")
+        args.append(dumps(result))
+    if status == "running":
+        sets.append("started_at = coalesce(started_at, current_timestamp)")
+    if status in FINAL_STATUSES:
+        sets.append("ended_at = current_timestamp")
+
+    def update(cur: duckdb.DuckDBPyConnection) -> None:
+        # No UPDATE ... RETURNING: run_metrics references runs, and DuckDB then trips the FK check.
+        if sets:  # column names come from the fixed tuple above; values are parameters
+            cur.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", [*args, run_id])
+
+    return update
 
 
 def _check(what: str, value: object, allowed: Sequence[str]) -> None:

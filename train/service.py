@@ -304,11 +304,7 @@ def _finish(ctx, prepared: PreparedRun, status: str, error, summary: dict, start
     frame = store.run_metrics_frame([run_id])
     warnings = training_warnings(frame)
     steps = _last_step(frame)
-    model_name = None
-    if status == "done":
-        model_name = f"{cfg.variant}+dpo@{run_id}"
-        sft = prepared.sft_model
-        store.add_model(model_name, sft.base, [*sft.adapters, str(rd.adapter)], "dpo")
+    model_name = f"{cfg.variant}+dpo@{run_id}" if status == "done" else None
     train_seconds = summary.get("train_seconds")
     summary = {
         **snap.summary(),
@@ -333,12 +329,15 @@ def _finish(ctx, prepared: PreparedRun, status: str, error, summary: dict, start
         )
     except Exception as exc:  # the run's outcome matters more than its report
         log.warning("run #%d: could not write the report: %s", run_id, exc)
-    store.update_run(
+    sft = prepared.sft_model
+    # The variant is registered in the same transaction that marks the run done: both or neither.
+    store.finish_run(
         run_id,
         status=status,
         error=error,
         adapter_path=str(rd.adapter) if status == "done" else None,
         result=summary,
+        register=(model_name, sft.base, [*sft.adapters, str(rd.adapter)], "dpo") if model_name else None,
     )
     log.info("run #%d %s%s", run_id, status, f": {error}" if error else "")
     return TrainResult(run_id, status, rd.path, model_name, error, summary, [w.message for w in warnings])

@@ -226,3 +226,59 @@ def test_run_rows_and_metrics_queries(ctx):
     assert frame[(frame["split"] == "train") & (frame["name"] == "loss")]["value"].tolist() == [0.6]
     done = ctx.store.update_run(first.id, status="done", result={"steps": 2}, error=None)
     assert done.finished and done.result == {"steps": 2} and done.ended_at is not None
+
+
+class FinishedWorker:
+    """A worker that already trained: status 'done' and an adapter folder, as the real one leaves them."""
+
+    pid = os.getpid()
+    returncode = 0
+
+    def __init__(self, run_dir, on_start=None):
+        rd = RunDir(run_dir)
+        rd.adapter.mkdir()
+        (rd.adapter / "adapter_config.json").write_text("{}")
+        rd.write_json("status.json", {"state": "done", "step": 6, "total": 6})
+        if on_start is not None:
+            on_start()
+
+    def poll(self):
+        return 0
+
+    def wait(self, timeout=None):
+        return 0
+
+
+class FailOnce:
+    """Stands in for this thread's cursor: the next statement containing `match` raises (a kill at that point)."""
+
+    def __init__(self, real, match: str):
+        self.real, self.match, self.armed = real, match, True
+
+    def execute(self, sql, *args):
+        if self.armed and self.match in sql:
+            self.armed = False
+            raise RuntimeError("killed between registering the variant and marking the run done")
+        return self.real.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+def test_the_dpo_variant_and_the_run_done_are_stored_together_or_not_at_all(ctx, monkeypatch):
+    store = ctx.store
+
+    def fail_the_run_update():
+        failing = FailOnce(store.cursor(), "UPDATE runs")  # the run row's final update, after the worker
+        monkeypatch.setattr(store, "cursor", lambda: failing)
+
+    with pytest.raises(RuntimeError, match="killed between"):
+        run_training(ctx, tiny_config(), launcher=lambda rd: FinishedWorker(rd, fail_the_run_update))
+    monkeypatch.undo()
+    (run,) = store.list_runs(kind="dpo")
+    assert store.get_model(f"sft+dpo@{run.id}") is None, "a variant whose run is not done"
+    assert run.status == "failed" and "killed between" in run.error
+    # Without the failure the same ending registers the variant and marks the run done.
+    result = run_training(ctx, tiny_config(), launcher=FinishedWorker)
+    assert result.status == "done" and store.get_run(result.run_id).status == "done"
+    assert store.get_model(f"sft+dpo@{result.run_id}").kind == "dpo"
