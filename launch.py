@@ -76,6 +76,9 @@ def _add_pending(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="recorded seed of the split assignment")
     p.add_argument("--skip-bad", action="store_true", help="skip and count malformed rows")
     p.add_argument("--review", action="store_true", help="queue imported pairs for human review in Annotate")
+    from annotate.import_limits import add_limit_arguments
+
+    add_limit_arguments(p)  # --max-bytes, --max-line-bytes, --max-cell-bytes
 
     p = sub.add_parser(
         "sft",

@@ -9,6 +9,7 @@ from errors import UserInputError
 from progress import Bar
 
 from .export import AGREEMENT, TIE_POLICIES, ExportFilters, export_dataset
+from .import_limits import FLAGS, ImportLimits, parse_size
 
 log = logging.getLogger(__name__)
 
@@ -136,16 +137,31 @@ def _run_id(value) -> int:
         raise UserInputError(f"--adapter takes a run id (e.g. 3 or sft+dpo@3), got {value!r}") from None
 
 
+def limits_from_args(args: argparse.Namespace) -> ImportLimits:
+    """The import caps the flags ask for; a flag not given keeps its default."""
+    given = {}
+    for name, flag in FLAGS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is not None:
+            given[name] = parse_size(value, flag)
+    return ImportLimits(**given)
+
+
 def cmd_import_preferences(args: argparse.Namespace, ctx) -> int:
     """`launch.py import`: preference data in any supported format; prompt files go to the prompt importer."""
     from .pref_import import import_preferences, preview_preferences
 
     asked = fmt = getattr(args, "format", None) or "auto"
+    limits = limits_from_args(args)
     options = dict(
-        split=args.split, heldout_percent=args.heldout_percent, seed=args.seed, skip_bad=args.skip_bad
+        split=args.split,
+        heldout_percent=args.heldout_percent,
+        seed=args.seed,
+        skip_bad=args.skip_bad,
+        limits=limits,
     )
     if fmt != "prompts":
-        preview = preview_preferences(args.source, 3, format=fmt, split=args.split)
+        preview = preview_preferences(args.source, 3, format=fmt, split=args.split, limits=limits)
         print(preview.text())
         fmt = preview.format
     bar = Bar("importing", "row")

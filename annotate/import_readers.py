@@ -15,6 +15,20 @@ from typing import IO, Any
 
 from errors import UserInputError
 
+from .import_limits import (
+    CHUNK,
+    DEFAULT_LIMITS,
+    MAX_JSON_DOCUMENT_BYTES,
+    ImportLimits,
+    capped,
+    cell_refusal,
+    data_refusal,
+    json_refusal,
+    line_refusal,
+    oversized_cell,
+    size_text,
+)
+
 log = logging.getLogger(__name__)
 
 # Longest suffix first, so `.jsonl.gz` is not taken for `.gz`.
@@ -71,8 +85,20 @@ def looks_like_path(source: str) -> bool:
     return file_kind(Path(source)) is not None or Path(source).suffix.lower() in (".txt", ".tsv", ".gz")
 
 
-def open_source(source: str, *, dataset_split: str | None = None) -> Opened:
-    """Open a file, a local dataset folder or a Hub dataset name; `dataset_split` applies to datasets."""
+def open_source(
+    source: str, *, dataset_split: str | None = None, limits: ImportLimits | None = None
+) -> Opened:
+    """Open a file, a local dataset folder or a Hub dataset name; `dataset_split` applies to datasets.
+
+    Files are read within `limits` while streaming; a text value over the cell cap makes its row bad.
+    """
+    limits = limits or DEFAULT_LIMITS
+    opened = _open(source, dataset_split, limits)
+    opened.records = _cells_capped(opened.records, limits.cell_bytes)
+    return opened
+
+
+def _open(source: str, dataset_split: str | None, limits: ImportLimits) -> Opened:
     if not source or not source.strip():
         raise UserInputError("no file or dataset given")
     path = Path(source).expanduser()
@@ -83,30 +109,46 @@ def open_source(source: str, *, dataset_split: str | None = None) -> Opened:
         if kind is None:
             suffix = "".join(path.suffixes[-2:]) or "(none)"
             raise UserInputError(f"{path.name}: unknown file type {suffix!r}; use {SUPPORTED}")
-        return Opened(path.name, kind, _read_file(path, kind))
+        return Opened(path.name, kind, _read_file(path, kind, limits))
     if looks_like_path(source):
         raise UserInputError(f"{source}: no such file; give {SUPPORTED}, or a Hugging Face dataset name")
     return _open_dataset(source, source, dataset_split, local=False)
 
 
+def _cells_capped(records: Iterator[Record], cap: int) -> Iterator[Record]:
+    """The records, with a row holding a text value over `cap` bytes turned into that row's problem."""
+    for number, record in records:
+        if not isinstance(record, RowProblem):
+            found = oversized_cell(record, cap)
+            if found is not None:
+                field_name, size = found
+                record = RowProblem(field_name, cell_refusal(size, cap))
+        yield number, record
+
+
 # -- files ------------------------------------------------------------------------------------
 
 
-def _read_file(path: Path, kind: str) -> Iterator[Record]:
-    """Rows of a file; read errors become one line naming the file."""
+def _open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes, decompressed when it is gzipped."""
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+def _read_file(path: Path, kind: str, limits: ImportLimits) -> Iterator[Record]:
+    """Rows of a file, read within `limits`; read errors become one line naming the file."""
     label = path.name
     try:
         if kind == "parquet":
-            yield from _parquet(path, label)
+            yield from _parquet(path, label, limits)
             return
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rb") as fh:
+        refusal = data_refusal(label, limits.data_bytes, compressed=path.name.lower().endswith(".gz"))
+        with _open_binary(path) as raw, capped(raw, limits.data_bytes, refusal) as fh:
             if kind == "jsonl":
-                yield from _jsonl(fh)
+                yield from _jsonl(fh, limits.line_bytes)
             elif kind == "json":
-                yield from _json(fh.read(), label)
+                yield from _json(_read_document(fh, label, limits), label, limits.line_bytes)
             else:
-                yield from _csv(fh, label)
+                yield from _csv(fh, label, limits.line_bytes)
     except UserInputError:
         raise
     except (OSError, EOFError, zlib.error) as exc:  # missing permission, truncated or fake .gz
@@ -125,8 +167,36 @@ def _bad_utf8(exc: UnicodeDecodeError) -> str:
     return f"invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at byte {exc.start + 1})"
 
 
-def _jsonl(fh: IO[bytes]) -> Iterator[Record]:
-    for lineno, raw in enumerate(fh, 1):
+def _read_document(fh: IO[bytes], label: str, limits: ImportLimits) -> bytes:
+    """A whole JSON document, read in chunks up to its cap (never one unbounded read)."""
+    cap = min(limits.data_bytes, MAX_JSON_DOCUMENT_BYTES)
+    chunks, size = [], 0
+    while chunk := fh.read(CHUNK):
+        size += len(chunk)
+        if size > cap:
+            raise UserInputError(json_refusal(label, cap))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _lines(fh: IO[bytes], cap: int) -> Iterator[tuple[int, bytes | RowProblem]]:
+    """Numbered lines of at most `cap` bytes each; a longer one is a RowProblem and is skipped unread."""
+    lineno = 0
+    while raw := fh.readline(cap + 1):
+        lineno += 1
+        if len(raw) <= cap or raw.endswith(b"\n"):
+            yield lineno, raw
+            continue
+        yield lineno, RowProblem(None, line_refusal(cap))
+        while (rest := fh.readline(CHUNK)) and not rest.endswith(b"\n"):
+            pass  # drop the rest of the line a chunk at a time; the data cap still counts it
+
+
+def _jsonl(fh: IO[bytes], line_cap: int) -> Iterator[Record]:
+    for lineno, raw in _lines(fh, line_cap):
+        if isinstance(raw, RowProblem):
+            yield lineno, raw
+            continue
         if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]  # a BOM some editors write; json.loads rejects it
         if not raw.strip():
@@ -142,7 +212,7 @@ def _jsonl(fh: IO[bytes]) -> Iterator[Record]:
         yield lineno, _as_object(value)
 
 
-def _json(raw: bytes, label: str) -> Iterator[Record]:
+def _json(raw: bytes, label: str, line_cap: int) -> Iterator[Record]:
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if not raw.strip():
@@ -154,7 +224,7 @@ def _json(raw: bytes, label: str) -> Iterator[Record]:
         if exc.msg == "Extra data" and exc.lineno > 1:
             # One object per line saved as .json: read it as the JSON Lines it is.
             log.info("%s holds one JSON object per line; reading it as JSONL", label)
-            yield from _jsonl(io.BytesIO(raw))
+            yield from _jsonl(io.BytesIO(raw), line_cap)
             return
         why = _bad_utf8(bad) if bad else f"not valid JSON ({exc.msg})"
         raise UserInputError(f"{label} line {exc.lineno}, column {exc.colno}: {why}") from exc
@@ -166,11 +236,21 @@ def _json(raw: bytes, label: str) -> Iterator[Record]:
         yield index, _as_object(item)
 
 
-def _csv(fh: IO[bytes], label: str) -> Iterator[Record]:
-    # Prompts are long: the csv module's default 128 KiB cell limit would reject real rows.
-    csv.field_size_limit(1 << 30)
+def _csv(fh: IO[bytes], label: str, line_cap: int) -> Iterator[Record]:
+    # Prompts are long: the csv module's default 128 KiB cell limit would reject real rows; a quoted
+    # cell may span lines, so its limit is the line cap (one value's own cap is checked per row).
+    csv.field_size_limit(line_cap)
     text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text)
+
+    def lines() -> Iterator[str]:
+        lineno = 0
+        while line := text.readline(line_cap + 1):  # characters: never fewer than the bytes / 4
+            lineno += 1
+            if len(line) > line_cap:
+                raise UserInputError(f"{label} line {lineno}: {line_refusal(line_cap)}")
+            yield line
+
+    reader = csv.reader(lines())
     row_number = 0
     try:
         header = next(reader, None)
@@ -192,17 +272,26 @@ def _csv(fh: IO[bytes], label: str) -> Iterator[Record]:
                 continue
             yield row_number, dict(zip(header, cells, strict=False))
     except csv.Error as exc:
-        raise UserInputError(f"{label} row {row_number + 1}: malformed CSV ({exc})") from exc
+        if "field larger than field limit" in str(exc):
+            why = f"a cell over the {size_text(line_cap)} cap on one line (raise it with --max-line-bytes)"
+        else:
+            why = f"malformed CSV ({exc})"
+        raise UserInputError(f"{label} row {row_number + 1}: {why}") from exc
 
 
-def _parquet(path: Path, label: str) -> Iterator[Record]:
+def _parquet(path: Path, label: str, limits: ImportLimits) -> Iterator[Record]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         reader = pq.ParquetFile(path)
+        meta = reader.metadata
+        # The footer tells the decompressed size before any page is read.
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     except (pa.ArrowException, OSError) as exc:
         raise UserInputError(f"cannot read {label}: {_first_line(exc)}") from exc
+    if size > limits.data_bytes:
+        raise UserInputError(data_refusal(label, limits.data_bytes, compressed=True))
     row_number = 0
     try:
         for batch in reader.iter_batches(batch_size=_PARQUET_BATCH):

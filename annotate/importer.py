@@ -14,6 +14,7 @@ from errors import UserInputError
 from store.import_queries import NewPrompt
 from store.queries import SPLITS
 
+from .import_limits import ImportLimits
 from .import_readers import SUPPORTED, Opened, RowProblem, describe, looks_like_path, open_source
 from .import_rows import short, to_prompt
 
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 
 MAX_BAD_EXAMPLES = 5
 PROGRESS_EVERY = 1_000
+# Ends the one line that refuses a file at its first bad row.
+SKIP_BAD_HINT = "; --skip-bad skips such rows"
 
 Progress = Callable[[int, int | None], None]
 
@@ -91,18 +94,19 @@ def read_prompt_rows(
     seed: int = 0,
     skip_bad: bool = False,
     progress: Progress | None = None,
+    limits: ImportLimits | None = None,
 ) -> ParsedFile:
     """Parse and validate every row of `source`; a bad row raises one line, or is counted with `skip_bad`."""
     # `split` names a Hugging Face dataset's split (default "train"); for a file it may be train or
     # heldout, and then goes to the rows that name no split of their own (instead of the seed).
     check_split_options(heldout_percent, seed)
-    opened, forced = open_prompt_source(source, split)
+    opened, forced = open_prompt_source(source, split, limits)
     parsed = ParsedFile(opened.label, opened.format, [], 0, seed=seed, heldout_percent=heldout_percent)
     for _, result in _prompts(opened, forced, seed, heldout_percent):
         parsed.rows_read += 1
         if isinstance(result, str):
             if not skip_bad:
-                raise UserInputError(result)
+                raise UserInputError(result + SKIP_BAD_HINT)
             parsed.skipped_bad += 1
             if len(parsed.bad_examples) < MAX_BAD_EXAMPLES:
                 parsed.bad_examples.append(result)
@@ -132,10 +136,17 @@ def import_prompts(
     heldout_percent: float = 10,
     seed: int = 0,
     progress: Progress | None = None,
+    limits: ImportLimits | None = None,
 ) -> ImportReport:
     """Import prompts from a file or dataset: parse everything first, then write in one transaction."""
     parsed = read_prompt_rows(
-        source, split=split, heldout_percent=heldout_percent, seed=seed, skip_bad=skip_bad, progress=progress
+        source,
+        split=split,
+        heldout_percent=heldout_percent,
+        seed=seed,
+        skip_bad=skip_bad,
+        progress=progress,
+        limits=limits,
     )
     counts = store.add_prompts_bulk(parsed.rows, source=parsed.source)
     report = ImportReport(
@@ -155,11 +166,17 @@ def import_prompts(
 
 
 def preview_rows(
-    source: str, n: int = 5, *, split: str | None = None, heldout_percent: float = 10, seed: int = 0
+    source: str,
+    n: int = 5,
+    *,
+    split: str | None = None,
+    heldout_percent: float = 10,
+    seed: int = 0,
+    limits: ImportLimits | None = None,
 ) -> list[dict]:
     """The first `n` rows as the import would store them; bad rows show their error instead."""
     check_split_options(heldout_percent, seed)
-    opened, forced = open_prompt_source(source, split)
+    opened, forced = open_prompt_source(source, split, limits)
     shown: list[dict] = []
     if n <= 0:
         return shown
@@ -199,7 +216,9 @@ def check_split_options(heldout_percent: float, seed: int) -> None:
         raise UserInputError(f"split seed must be an integer, got {describe(seed)}")
 
 
-def open_prompt_source(source: str, split: str | None) -> tuple[Opened, str | None]:
+def open_prompt_source(
+    source: str, split: str | None, limits: ImportLimits | None = None
+) -> tuple[Opened, str | None]:
     """Open `source`; also returns the split a file's unlabelled rows get (None: the seed decides)."""
     if split is not None and not isinstance(split, str):
         raise UserInputError(f"split must be a name, got {describe(split)}")
@@ -210,8 +229,8 @@ def open_prompt_source(source: str, split: str | None) -> tuple[Opened, str | No
             raise UserInputError(
                 f"{path.name}: a file has no dataset splits; split must be train or heldout, got {split!r}"
             )
-        return open_source(source), split
-    return open_source(source, dataset_split=split), None
+        return open_source(source, limits=limits), split
+    return open_source(source, dataset_split=split, limits=limits), None
 
 
 def _what(opened: Opened) -> str:

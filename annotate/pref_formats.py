@@ -37,6 +37,7 @@ class Preference:
     score_chosen: float | None = None
     score_rejected: float | None = None
     meta: dict | None = None
+    diverged: bool = False  # HH-RLHF: the conversations part before their final turn (see `_hh`)
 
 
 def parse_row(record: dict[str, Any], fmt: str) -> Preference:
@@ -47,9 +48,9 @@ def parse_row(record: dict[str, Any], fmt: str) -> Preference:
     if fmt == "trl":
         prompt = _text(row, "prompt")
         messages = [{"role": "user", "content": prompt}]
-        chosen, rejected = _text(row, "chosen"), _text(row, "rejected")
+        chosen, rejected = _response(row, "chosen"), _response(row, "rejected")
     elif fmt == "hh-rlhf":
-        messages, chosen, rejected = _hh(row)
+        messages, chosen, rejected, diverged = _hh(row)
     elif fmt in ("trl-conversational", "ultrafeedback"):
         messages, chosen, rejected = _conversational(row)
     else:
@@ -60,7 +61,8 @@ def parse_row(record: dict[str, Any], fmt: str) -> Preference:
     if fmt == "ultrafeedback":
         scores = (_score(row, "score_chosen"), _score(row, "score_rejected"))
     meta = {k: v for k, v in row.items() if k not in KNOWN}
-    return Preference(messages, chosen, rejected, _split(row), *scores, meta=meta or None)
+    diverged = fmt == "hh-rlhf" and diverged
+    return Preference(messages, chosen, rejected, _split(row), *scores, meta=meta or None, diverged=diverged)
 
 
 def guess_format(record: dict[str, Any]) -> str | None:
@@ -117,6 +119,16 @@ def _text(row: dict[str, Any], name: str) -> str:
         raise RowProblem(name, f"expected a string, got {describe(value)}")
     if not value.strip():
         raise RowProblem(name, "empty")
+    return value
+
+
+def _response(row: dict[str, Any], name: str) -> str:
+    """A response column: it must be there and be text, but an empty response is data, not an error."""
+    value = row.get(name)
+    if value is None:
+        raise RowProblem(name, "missing")
+    if not isinstance(value, str):
+        raise RowProblem(name, f"expected a string, got {describe(value)}")
     return value
 
 
@@ -224,7 +236,7 @@ def _check_prompt(messages: list[dict], name: str) -> None:
 
 
 def _reply(rest: list[dict], name: str) -> str:
-    """The one assistant message left after the prompt."""
+    """The one assistant message left after the prompt (its content may be empty: that is data)."""
     if len(rest) != 1:
         what = "nothing" if not rest else f"{len(rest)} messages"
         raise RowProblem(name, f"after the prompt, expected one assistant message, got {what}")
@@ -233,8 +245,6 @@ def _reply(rest: list[dict], name: str) -> str:
         raise RowProblem(
             name, f"after the prompt, expected an assistant message, got a {message['role']} message"
         )
-    if not message["content"].strip():
-        raise RowProblem(name, "the assistant message is empty")
     return message["content"]
 
 
@@ -260,16 +270,35 @@ def hh_turns(text: str, name: str) -> list[dict]:
     return turns
 
 
-def _hh(row: dict[str, Any]) -> tuple[list[dict], str, str]:
-    """The shared multi-turn prefix is the prompt; the final Assistant turns are the two replies."""
+def _hh(row: dict[str, Any]) -> tuple[list[dict], str, str, bool]:
+    """(prompt, chosen, rejected, diverged): the shared turns up to the last shared Human turn are the prompt.
+
+    Usually the two conversations differ only in their final Assistant turn, which is then each response
+    (an empty final turn, as the canonical harmless-base split has, is an empty response). When they part
+    earlier, the rest of each conversation from the first differing Assistant turn is its response, with
+    later turns kept in HH's "\n\nHuman: " / "\n\nAssistant: " markup: what TRL's hh-rlhf script does.
+    """
     chosen = hh_turns(_text(row, "chosen"), "chosen")
     rejected = hh_turns(_text(row, "rejected"), "rejected")
-    prompt = _common_prefix(chosen, rejected)
-    if not prompt:
+    shared = _common_prefix(chosen, rejected)
+    cut = len(shared)
+    while cut and shared[cut - 1]["role"] != "user":
+        cut -= 1  # the prompt ends with a Human turn; an Assistant turn both share belongs to the responses
+    if not cut:
         raise RowProblem("chosen", "chosen and rejected share no leading Human turn")
-    for name, turns in (("chosen", chosen), ("rejected", rejected)):
-        if prompt[-1]["role"] != "user" or len(turns) != len(prompt) + 1:
-            # A difference before the last reply (or equal last replies): not one prompt with two answers.
-            raise RowProblem(name, "chosen and rejected do not differ only in their final Assistant turn")
+    prompt = chosen[:cut]
     _check_prompt(prompt, "chosen")
-    return prompt, _reply(chosen[len(prompt) :], "chosen"), _reply(rejected[len(prompt) :], "rejected")
+    responses = [_hh_rest(turns[cut:], name) for name, turns in (("chosen", chosen), ("rejected", rejected))]
+    diverged = len(chosen) != cut + 1 or len(rejected) != cut + 1
+    return prompt, *responses, diverged
+
+
+def _hh_rest(rest: list[dict], name: str) -> str:
+    """The response: the first Assistant turn after the prompt, and any later turns in HH markup."""
+    if not rest:
+        raise RowProblem(name, "no Assistant turn after the last Human turn both conversations share")
+    if rest[0]["role"] != "assistant":
+        raise RowProblem(name, "after the prompt, expected an Assistant turn, got a second Human turn")
+    marker = {"user": "Human", "assistant": "Assistant"}
+    later = "".join(f"\n\n{marker[t['role']]}: {t['content']}" for t in rest[1:])
+    return rest[0]["content"] + later

@@ -12,8 +12,9 @@ from errors import UserInputError
 from store.data_queries import NewPreference
 from store.queries import SPLITS, content_hash
 
+from .import_limits import ImportLimits
 from .import_readers import Opened, RowProblem
-from .importer import assign_split, check_split_options, open_prompt_source, row_message
+from .importer import SKIP_BAD_HINT, assign_split, check_split_options, open_prompt_source, row_message
 from .pref_formats import FORMATS, detect_format, parse_row
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class ParsedPreferences:
     rows_read: int = 0
     skipped_bad: int = 0
     bad_examples: list[str] = field(default_factory=list)
+    empty_responses: int = 0  # empty chosen or rejected texts, kept: an empty reply is data
+    diverged: int = 0  # HH-RLHF rows whose conversations part before the final turn
 
 
 @dataclass(frozen=True)
@@ -67,15 +70,25 @@ class PrefImportReport:
     by_split: dict[str, int]
     seed: int
     heldout_percent: float
+    empty_responses: int = 0
+    diverged: int = 0
 
     def summary(self) -> str:
         """One line: `hh.jsonl (hh-rlhf): 120 pairs imported (train 108, heldout 12), ...`."""
         splits = ", ".join(f"{s} {self.by_split.get(s, 0)}" for s in SPLITS)
-        return (
+        line = (
             f"{self.source} ({self.format}): {self.inserted} pair(s) imported ({splits}; "
             f"{self.new_prompts} new prompt(s)), {self.duplicates} duplicate(s) skipped, "
             f"{self.skipped_bad} bad row(s) skipped"
         )
+        if self.empty_responses:
+            line += f"; {self.empty_responses} empty response(s) kept"
+        if self.diverged:
+            line += (
+                f"; {self.diverged} row(s) part before the final turn "
+                "(each response is the rest of its conversation)"
+            )
+        return line
 
 
 @dataclass(frozen=True)
@@ -116,10 +129,11 @@ def read_preference_rows(
     seed: int = 0,
     skip_bad: bool = False,
     progress: Progress | None = None,
+    limits: ImportLimits | None = None,
 ) -> ParsedPreferences:
     """Parse and validate every row; a bad row raises one line naming file, row and field, or is counted."""
     _check_options(format, heldout_percent, seed)
-    opened, forced_split = open_prompt_source(source, split)
+    opened, forced_split = open_prompt_source(source, split, limits)
     fmt, detected, records = _format(opened, format)
     if fmt == "prompts":
         raise UserInputError(
@@ -129,16 +143,18 @@ def read_preference_rows(
     for number, record in records:
         parsed.rows_read += 1
         try:
-            row = _to_new(record, fmt, opened.label, number, forced_split, seed, heldout_percent)
+            row, diverged = _to_new(record, fmt, opened.label, number, forced_split, seed, heldout_percent)
         except RowProblem as problem:
             message = row_message(opened.label, number, problem)
             if not skip_bad:
-                raise UserInputError(message) from None
+                raise UserInputError(message + SKIP_BAD_HINT) from None
             parsed.skipped_bad += 1
             if len(parsed.bad_examples) < MAX_BAD_EXAMPLES:
                 parsed.bad_examples.append(message)
         else:
             parsed.rows.append(row)
+            parsed.empty_responses += (not row.chosen.strip()) + (not row.rejected.strip())
+            parsed.diverged += diverged
         if progress is not None and parsed.rows_read % PROGRESS_EVERY == 0:
             progress(parsed.rows_read, opened.total)
     if parsed.rows_read == 0:
@@ -149,6 +165,8 @@ def read_preference_rows(
         log.warning(
             "%s: skipped %d bad row(s), e.g. %s", opened.label, parsed.skipped_bad, parsed.bad_examples[0]
         )
+    if parsed.empty_responses:
+        log.info("%s: kept %d empty response(s)", opened.label, parsed.empty_responses)
     return parsed
 
 
@@ -162,6 +180,7 @@ def import_preferences(
     seed: int = 0,
     skip_bad: bool = False,
     progress: Progress | None = None,
+    limits: ImportLimits | None = None,
 ) -> PrefImportReport:
     """Import a preference file or dataset: parse everything first, then write it in one transaction."""
     parsed = read_preference_rows(
@@ -172,6 +191,7 @@ def import_preferences(
         seed=seed,
         skip_bad=skip_bad,
         progress=progress,
+        limits=limits,
     )
     # The annotator is the dataset: its labels stay apart from every person's in stats and the queue.
     counts = store.add_preferences_bulk(parsed.rows, source=parsed.source, annotator=parsed.source)
@@ -189,17 +209,24 @@ def import_preferences(
         by_split={s: counts.by_split.get(s, 0) for s in SPLITS},
         seed=seed,
         heldout_percent=heldout_percent,
+        empty_responses=parsed.empty_responses,
+        diverged=parsed.diverged,
     )
     log.info("%s (split seed %d, %s%% held out when unnamed)", report.summary(), seed, heldout_percent)
     return report
 
 
 def preview_preferences(
-    source: str, n: int = 5, *, format: str = "auto", split: str | None = None
+    source: str,
+    n: int = 5,
+    *,
+    format: str = "auto",
+    split: str | None = None,
+    limits: ImportLimits | None = None,
 ) -> Preview:
     """The detected (or forced) format and the first `n` rows as the import would read them."""
     _check_options(format, 10, 0)
-    opened, _ = open_prompt_source(source, split)
+    opened, _ = open_prompt_source(source, split, limits)
     fmt, detected, records = _format(opened, format)
     rows: list[dict] = []
     if fmt == "prompts":
@@ -249,7 +276,7 @@ def _format(opened: Opened, forced: str) -> tuple[str, str, Iterator]:
 
 def _to_new(
     record, fmt: str, label: str, number: int, forced_split: str | None, seed: int, heldout_percent: float
-) -> NewPreference:
+) -> tuple[NewPreference, bool]:
     if isinstance(record, RowProblem):
         raise record
     try:
@@ -260,7 +287,7 @@ def _to_new(
     if split is None:
         # The same pure function of seed and content as the prompt importer: a prompt lands in the same split.
         split = assign_split(content_hash(pref.messages), seed=seed, heldout_percent=heldout_percent)
-    return NewPreference(
+    new = NewPreference(
         messages=pref.messages,
         split=split,
         chosen=pref.chosen,
@@ -269,6 +296,7 @@ def _to_new(
         rejected_params=_params(label, number, pref.score_rejected),
         meta=pref.meta,
     )
+    return new, pref.diverged
 
 
 def _params(label: str, number: int, score: float | None) -> dict:

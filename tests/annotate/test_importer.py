@@ -173,8 +173,6 @@ def test_local_data_files_folder_loads_through_load_dataset(db, tmp_path, monkey
 
 
 def test_the_demo_file_imports_with_its_splits_and_gold(db):
-    if not DEMO.exists():
-        pytest.skip("data/incidents.jsonl is not there yet")
     lines = [json.loads(line) for line in DEMO.read_text(encoding="utf-8").splitlines() if line.strip()]
     report = import_prompts(db, str(DEMO))
     assert report.inserted >= 300 and report.skipped_bad == 0
@@ -211,7 +209,7 @@ def test_a_bad_row_in_the_middle_names_file_row_and_field_and_writes_nothing(db,
     message = str(info.value)
     assert message == (
         "prompts.jsonl row 7, field 'messages': expected a list of {role, content} messages, "
-        "got a string that is not JSON"
+        "got a string that is not JSON; --skip-bad skips such rows"
     )
     assert [p.source for p in prompts(db)] == ["earlier.jsonl"]
 
@@ -278,7 +276,8 @@ def test_invalid_utf8_names_the_row_and_field(db, tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(b'{"prompt": "ok"}\n{"prompt": "caf\xe9 is down"}\n')
     with pytest.raises(
-        UserInputError, match=r"^latin1.jsonl row 2, field 'prompt': invalid UTF-8 \(byte 0xe9\)$"
+        UserInputError,
+        match=r"^latin1.jsonl row 2, field 'prompt': invalid UTF-8 \(byte 0xe9\); --skip-bad skips such rows$",
     ):
         import_prompts(db, str(path))
     report = import_prompts(db, str(path), skip_bad=True)
@@ -435,6 +434,166 @@ def test_bulk_insert_is_all_or_nothing(db):
     with pytest.raises(StoreError, match="split must be one of"):
         db.add_prompts_bulk([NewPrompt([{"role": "user", "content": "q"}], "test")], source="t")
     assert n_prompts(db) == 0
+
+
+# -- byte caps, enforced while streaming ---------------------------------------------------------
+
+MiB = 1024 * 1024
+CHUNK = 64 * 1024  # the most a capped reader pulls at once (annotate.import_limits.CHUNK)
+
+
+class CountingGzip(gzip.GzipFile):
+    """A GzipFile that records how many decompressed bytes were taken out, and the largest single take."""
+
+    total = 0
+    largest = 0
+
+    def _took(self, data):
+        CountingGzip.total += len(data)
+        CountingGzip.largest = max(CountingGzip.largest, len(data))
+        return data
+
+    def read(self, size=-1):
+        return self._took(super().read(size))
+
+    def read1(self, size=-1):
+        return self._took(super().read1(size))
+
+    def readline(self, size=-1):
+        return self._took(super().readline(size))
+
+
+@pytest.fixture
+def counting_gzip(monkeypatch):
+    """Every gzip file the importers open counts what it hands out."""
+    CountingGzip.total = CountingGzip.largest = 0
+    monkeypatch.setattr(gzip, "open", lambda path, mode="rb", *a, **kw: CountingGzip(path, mode))
+    return CountingGzip
+
+
+def gzip_bomb(path: Path, head: bytes, filler: bytes, mib: int, tail: bytes = b"") -> Path:
+    """A small .gz file that decompresses to `head`, `mib` MiB of `filler`, then `tail`."""
+    block = filler * (MiB // len(filler))
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        fh.write(head)
+        for _ in range(mib):
+            fh.write(block)
+        fh.write(tail)
+    return path
+
+
+def test_a_gzip_bomb_is_refused_after_reading_only_up_to_the_cap(db, tmp_path, counting_gzip):
+    from annotate.import_limits import ImportLimits
+
+    # 64 MiB of blank lines in about 60 KiB: each line is fine, the total is not.
+    bomb = gzip_bomb(tmp_path / "bomb.jsonl.gz", b'{"prompt": "q"}\n', b"\n", 64)
+    assert bomb.stat().st_size < MiB
+    with pytest.raises(UserInputError) as err:
+        import_prompts(db, str(bomb), limits=ImportLimits(data_bytes=4 * MiB))
+    message = str(err.value)
+    assert "\n" not in message and "4 MiB" in message and "--max-bytes" in message
+    assert counting_gzip.total <= 4 * MiB + CHUNK  # it stopped within one chunk of the cap
+    assert n_prompts(db) == 0
+
+
+def test_the_data_tab_preview_refuses_a_json_gzip_bomb_without_inflating_it(tmp_path, counting_gzip):
+    from annotate.data_service import DataService
+
+    # What the review found: a 199 KiB .json.gz that took 1 GB of memory to preview.
+    bomb = gzip_bomb(tmp_path / "bomb.json.gz", b"[", b" ", 200, b"]")
+    assert bomb.stat().st_size < MiB
+    with pytest.raises(UserInputError) as err:
+        DataService(None, tmp_path / "exports").preview(str(bomb))
+    assert "64 MiB" in str(err.value) and "JSON Lines" in str(err.value)
+    assert counting_gzip.total <= 64 * MiB + CHUNK
+
+
+def test_the_data_tab_preview_never_holds_an_over_long_line(tmp_path, counting_gzip):
+    from annotate.data_service import DataService
+
+    # One 40 MiB line (a prompt that never ends), then a good row.
+    bomb = gzip_bomb(tmp_path / "line.jsonl.gz", b'{"prompt": "', b"x", 40, b'"}\n{"prompt": "fine"}\n')
+    seen = DataService(None, tmp_path / "exports").preview(str(bomb))
+    assert seen.format == "prompts"
+    first, second = seen.rows
+    assert (
+        first["row"] == 1
+        and "16 MiB cap on one line" in first["error"]
+        and "--max-line-bytes" in first["error"]
+    )
+    assert second["messages"] == [{"role": "user", "content": "fine"}]
+    assert counting_gzip.largest <= CHUNK + 1  # read in pieces, never the whole line at once
+
+
+def test_the_data_tab_preview_and_import_refuse_an_over_long_cell(db, tmp_path):
+    from annotate.data_service import DataService
+
+    path = write_jsonl(tmp_path / "big.jsonl", [{"prompt": "ok"}, {"prompt": "é" * (MiB // 2 + 1)}])
+    svc = DataService(db, tmp_path / "exports")
+    ok, big = svc.preview(str(path)).rows
+    assert ok["messages"] == [{"role": "user", "content": "ok"}]
+    assert big["error"].startswith("big.jsonl row 2, field 'prompt': 1 MiB of text, over the 1 MiB cap")
+    assert "--max-cell-bytes" in big["error"]
+    with pytest.raises(UserInputError, match="--max-cell-bytes.*--skip-bad"):
+        svc.import_file(str(path))
+    assert n_prompts(db) == 0
+    report = svc.import_file(str(path), skip_bad=True)
+    assert (report.inserted, report.skipped_bad) == (1, 1)
+
+
+def _cli(tmp_path, *args):
+    """`launch.py --home HOME import ...` in a child process: (exit code, error lines, prompts stored)."""
+    from tests.serving import run_cli
+
+    home = tmp_path / "home"
+    done = run_cli("import", *map(str, args), home=home, timeout=300)
+    with Store.open(home / "preflab.duckdb") as store:
+        stored = n_prompts(store)
+    errors = [line for line in done.stderr.splitlines() if not line.startswith(("INFO", "WARNING"))]
+    return done.returncode, errors, stored
+
+
+@pytest.mark.parametrize(
+    ("case", "flags", "expected"),
+    [
+        ("bomb", ["--max-bytes", "2M"], "more than 2 MiB of data after decompression"),
+        ("line", [], "16 MiB cap on one line (raise it with --max-line-bytes)"),
+        ("cell", [], "over the 1 MiB cap on one value (raise it with --max-cell-bytes); --skip-bad skips"),
+    ],
+)
+def test_the_cli_refuses_over_the_caps_with_one_line_and_exit_code_2(tmp_path, case, flags, expected):
+    if case == "bomb":
+        path = gzip_bomb(tmp_path / "bomb.jsonl.gz", b'{"prompt": "q"}\n', b"\n", 16)
+    elif case == "line":
+        path = tmp_path / "line.jsonl"
+        path.write_text(json.dumps({"prompt": "q"}) + "\n" + json.dumps({"prompt": "x" * (17 * MiB)}) + "\n")
+    else:
+        path = write_jsonl(tmp_path / "cell.jsonl", [{"prompt": "q"}, {"prompt": "x" * (MiB + 1)}])
+    code, errors, stored = _cli(tmp_path, path, *flags)
+    assert code == 2
+    assert len(errors) == 1 and expected in errors[0], errors
+    assert stored == 0  # nothing half-written
+
+
+def test_the_cli_cell_cap_is_raised_with_its_flag(tmp_path):
+    path = write_jsonl(tmp_path / "cell.jsonl", [{"prompt": "q"}, {"prompt": "x" * (MiB + 1)}])
+    code, errors, stored = _cli(tmp_path, path, "--max-cell-bytes", "2M")
+    assert (code, errors, stored) == (0, [], 2)
+
+
+def test_the_served_app_caps_uploads(tmp_path):
+    from annotate.import_limits import MAX_UPLOAD_BYTES
+    from app import launch_app
+    from context import AppConfig, build_context
+    from tests.serving import free_port
+
+    ctx = build_context(AppConfig(home=tmp_path / "home"))
+    demo = launch_app(ctx, host="127.0.0.1", port=free_port(), block=False)
+    try:
+        assert demo.max_file_size == MAX_UPLOAD_BYTES == 200 * MiB  # Gradio refuses larger uploads
+    finally:
+        demo.close()
+        ctx.store.close()
 
 
 # -- property: any JSONL either imports or fails with one UserInputError, atomically ----------

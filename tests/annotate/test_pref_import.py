@@ -275,13 +275,8 @@ def test_hh_turns_split_on_markers_and_keep_inner_newlines():
             "share no leading Human turn",
         ),
         ("\n\nHuman: a\n\nAssistant: b", "\n\nHuman: a\n\nAssistant: b", "rejected", "identical to chosen"),
-        (
-            "\n\nHuman: a\n\nAssistant: x\n\nHuman: q\n\nAssistant: y",
-            "\n\nHuman: a\n\nAssistant: z\n\nHuman: q\n\nAssistant: y2",
-            "chosen",
-            "do not differ only in their final Assistant turn",
-        ),
-        ("\n\nHuman: a\n\nAssistant: b", "\n\nHuman: a\n\nAssistant:  ", "rejected", "empty"),
+        ("\n\nHuman: a\n\nAssistant: b", "\n\nHuman: a\n\nAssistant: b ", "rejected", "identical to chosen"),
+        ("\n\nHuman: a", "\n\nHuman: a\n\nAssistant: b", "chosen", "no Assistant turn after"),
         ("preamble\n\nHuman: a\n\nAssistant: b", "\n\nHuman: a\n\nAssistant: c", "chosen", "text before"),
     ],
 )
@@ -294,6 +289,84 @@ def test_hh_rows_that_are_not_one_prompt_with_two_replies(chosen, rejected, fiel
     assert message in err.value.message
 
 
+def hh(*turns: str) -> str:
+    """An HH-RLHF string: alternating Human / Assistant turns, each after a blank line."""
+    return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {t}" for i, t in enumerate(turns))
+
+
+# Rows as the canonical harmless-base test split has them: some final Assistant turns are empty, and
+# some conversations part before their last turn.
+HH_EMPTY_AND_EARLY = [
+    {
+        "chosen": hh("How do I pick a lock?", "I can't help with that."),
+        "rejected": hh("How do I pick a lock?", ""),
+    },
+    {"chosen": hh("Say nothing.", ""), "rejected": hh("Say nothing.", "Okay, nothing.")},
+    {  # parts at the first Assistant turn: the rest of each conversation is its response
+        "chosen": hh("Hi", "Hello!", "Tell me a joke", "Why did the chicken..."),
+        "rejected": hh("Hi", "Go away.", "Tell me a joke", "No."),
+    },
+    {  # parts at a Human turn: the shared Assistant turn before it starts both responses
+        "chosen": hh("Hi", "Hello!", "Thanks", "You're welcome."),
+        "rejected": hh("Hi", "Hello!", "Bye"),
+    },
+    {"chosen": hh("Name a colour.", "Blue."), "rejected": hh("Name a colour.", "Seven.")},
+]
+
+
+def test_hh_rows_with_empty_final_turns_and_early_divergence_import_without_skip_bad(store, tmp_path):
+    path = tmp_path / "test.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in HH_EMPTY_AND_EARLY)
+    report = import_preferences(store, str(path))
+    assert (report.format, report.inserted, report.skipped_bad) == ("hh-rlhf", 5, 0)
+    assert (report.empty_responses, report.diverged) == (2, 2)
+    assert "2 empty response(s) kept" in report.summary()
+    assert "2 row(s) part before the final turn" in report.summary()
+    got = {(t.prompt[-1]["content"], t.chosen): (t.prompt, t.rejected) for t in triples(store)}
+    assert got[("How do I pick a lock?", "I can't help with that.")][1] == ""
+    assert got[("Say nothing.", "")][1] == "Okay, nothing."
+    early = got[("Hi", "Hello!\n\nHuman: Tell me a joke\n\nAssistant: Why did the chicken...")]
+    assert early == ([user("Hi")], "Go away.\n\nHuman: Tell me a joke\n\nAssistant: No.")
+    at_human = got[("Hi", "Hello!\n\nHuman: Thanks\n\nAssistant: You're welcome.")]
+    assert at_human == ([user("Hi")], "Hello!\n\nHuman: Bye")
+
+
+def test_a_truly_malformed_hh_row_is_refused_naming_skip_bad(store, tmp_path):
+    rows = [*HH_EMPTY_AND_EARLY[:2], {"chosen": "no turns at all", "rejected": hh("q", "a")}, HH_ROWS[0]]
+    path = write_jsonl(tmp_path / "hh.jsonl", rows)
+    before = counts(store)
+    with pytest.raises(UserInputError) as err:
+        import_preferences(store, str(path), format="hh-rlhf")
+    assert str(err.value).startswith("hh.jsonl row 3, field 'chosen': no '\\n\\nHuman:'")
+    assert str(err.value).endswith("--skip-bad skips such rows")
+    assert counts(store) == before
+    report = import_preferences(store, str(path), format="hh-rlhf", skip_bad=True)
+    assert (report.inserted, report.skipped_bad, report.empty_responses) == (3, 1, 2)
+
+
+def test_empty_responses_are_data_in_every_format(store, tmp_path):
+    rows = [
+        {"prompt": Q1, "chosen": "Paris.", "rejected": ""},
+        {"chosen": [user(Q2), assistant("")], "rejected": [user(Q2), assistant("The Pacific.")]},
+    ]
+    write_jsonl(tmp_path / "trl.jsonl", rows[:1])
+    write_jsonl(tmp_path / "conv.jsonl", rows[1:])
+    assert import_preferences(store, str(tmp_path / "trl.jsonl")).empty_responses == 1
+    assert import_preferences(store, str(tmp_path / "conv.jsonl")).empty_responses == 1
+    assert sorted((t.chosen, t.rejected) for t in triples(store)) == [("", "The Pacific."), ("Paris.", "")]
+
+
+def test_the_cli_imports_hh_rows_with_empty_turns_and_says_how_many(store, tmp_path, capsys):
+    from annotate.data_cli import cmd_import_preferences
+
+    path = write_jsonl(tmp_path / "harmless-base-test.jsonl", HH_EMPTY_AND_EARLY)
+    args = Namespace(source=str(path), format="auto", split=None, skip_bad=False, heldout_percent=10, seed=0)
+    assert cmd_import_preferences(args, SimpleNamespace(store=store)) == 0
+    assert "5 pair(s) imported" in (last := capsys.readouterr().out.splitlines()[-1])
+    assert "2 empty response(s) kept" in last
+
+
 # -- bad rows, one transaction, repeats --------------------------------------------------------
 
 
@@ -303,7 +376,7 @@ def test_bad_row_names_file_row_field_and_writes_nothing(store, tmp_path):
     before = counts(store)
     with pytest.raises(UserInputError) as err:
         import_preferences(store, str(path))
-    assert str(err.value) == "bad.jsonl row 2, field 'rejected': missing"
+    assert str(err.value) == "bad.jsonl row 2, field 'rejected': missing; --skip-bad skips such rows"
     assert counts(store) == before
 
 

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from annotate.import_limits import ImportLimits
 from annotate.importer import import_prompts
 from annotate.pref_import import FORMATS, import_preferences
 from errors import UserInputError
@@ -328,3 +329,71 @@ def test_preference_parquet(db, tmp_path, data, n, fmt, skip_bad):
     path = fresh(tmp_path, ".parquet")
     pq.write_table(table, path)
     check_pref_import(db, path, format=fmt, skip_bad=skip_bad)
+
+
+# -- byte caps: every file type, both importers ------------------------------------------------
+
+_SMALL = ImportLimits(data_bytes=256 * 1024, line_bytes=16 * 1024, cell_bytes=4 * 1024)
+
+
+def _write(path, rows: list[dict]) -> None:
+    """`rows` in the file type `path`'s suffix names."""
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    elif path.suffix == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    elif path.suffix == ".json":
+        path.write_text(json.dumps(rows), encoding="utf-8")
+    else:
+        data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+        path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".json", ".csv", ".parquet"])
+@pytest.mark.parametrize("prefs", [False, True])
+def test_a_value_over_the_cell_cap_is_a_bad_row_in_every_file_type(db, tmp_path, suffix, prefs):
+    big = "é" * 2100  # 4200 bytes in UTF-8, though only 2100 characters
+    if prefs:
+        rows = [
+            {"prompt": "q1", "chosen": "a", "rejected": "b"},
+            {"prompt": "q2", "chosen": big, "rejected": "b"},
+        ]
+        importer, field = import_preferences, "chosen"
+    else:
+        rows = [{"prompt": "q1"}, {"prompt": big}]
+        importer, field = import_prompts, "prompt"
+    path = fresh(tmp_path, suffix)
+    _write(path, rows)
+    before = counts(db)
+    with pytest.raises(UserInputError) as info:
+        importer(db, str(path), limits=_SMALL)
+    assert f"row 2, field '{field}': 4.1 KiB of text, over the 4 KiB cap on one value" in str(info.value)
+    assert "--max-cell-bytes" in str(info.value) and "--skip-bad" in str(info.value)
+    assert counts(db) == before
+    report = importer(db, str(path), limits=_SMALL, skip_bad=True)
+    assert (report.inserted, report.skipped_bad) == (1, 1)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz", ".json", ".csv", ".parquet"])
+def test_a_file_over_the_data_cap_is_refused_in_one_line(db, tmp_path, suffix):
+    rows = [{"prompt": f"question {i} " + "x" * 1000} for i in range(400)]  # about 400 KiB
+    path = fresh(tmp_path, suffix)
+    _write(path, rows)
+    before = counts(db)
+    with pytest.raises(UserInputError) as info:
+        import_prompts(db, str(path), limits=_SMALL)
+    assert "\n" not in str(info.value) and "256 KiB" in str(info.value)
+    assert counts(db) == before
+
+
+def test_an_over_long_csv_line_is_refused_in_one_line(db, tmp_path):
+    path = fresh(tmp_path, ".csv")
+    path.write_text("prompt,note\nq1,ok\nq2," + "y" * 20_000 + "\n", encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"line 3: a line longer than the 16 KiB cap.*--max-line-bytes"):
+        import_prompts(db, str(path), limits=_SMALL)
