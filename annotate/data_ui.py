@@ -5,12 +5,15 @@ from __future__ import annotations
 import gradio as gr
 
 from annotate.data_service import DataService
+from annotate.import_limits import MAX_UPLOAD_BYTES, size_text
 from context import Context
 from errors import PrefLabError
 from safe_text import md_text
 from ui_common import counts_line, empty_state, warn
 
 FORMATS = ["auto", "prompts", "trl", "trl-conversational", "ultrafeedback", "hh-rlhf"]
+# Gradio refuses larger uploads (`max_file_size` in app.py); `launch.py import` takes any size.
+UPLOAD_CAP = size_text(MAX_UPLOAD_BYTES)
 
 
 def data_empty_state(counts: dict[str, int]) -> str:
@@ -35,13 +38,15 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
             "Load the demo prompts", elem_id="load-demo", variant="primary", scale=0, min_width=220
         )
         upload = gr.File(
-            label="Prompts or preference data (JSONL, JSONL.gz, JSON, CSV, Parquet)",
+            label=f"Prompts or preference data (JSONL, JSONL.gz, JSON, CSV, Parquet; up to {UPLOAD_CAP})",
             elem_id="import-file",
             type="filepath",
         )
         with gr.Column(scale=0, min_width=220):
             fmt = gr.Dropdown(FORMATS, value="auto", label="Format", elem_id="import-format")
-            skip_bad = gr.Checkbox(label="Skip malformed rows", value=False, elem_id="import-skip-bad")
+            skip_bad = gr.Checkbox(
+                label="Skip malformed rows (--skip-bad)", value=False, elem_id="import-skip-bad"
+            )
             review = gr.Checkbox(
                 label="Queue imported pairs for review", value=False, elem_id="import-review"
             )
