@@ -40,6 +40,11 @@ class Context:
     jobs: Any = None  # the JobRunner of this process
     access: Access = field(default_factory=Access)  # roles of the --auth users; none: the local user is admin
 
+    @property
+    def secret(self) -> bytes:
+        """The per-install secret that keys screen orders: a 0600 file under the home, never in the database."""
+        return self.cfg.paths.install_secret()
+
 
 def register_defaults(store: Any) -> None:
     """Register the default base model as the `base` variant on first run."""

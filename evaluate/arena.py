@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import re
 from dataclasses import dataclass
 
+from access import Role
 from errors import UserInputError
 from evaluate.responses import ResponseParams, ensure_responses
 from safe_text import md_text
+from settings import keyed_seed
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Battle:
     left_variant: str
     right_variant: str
     leak: bool  # a response names a model or adapter
+    matchup: Matchup | None = None
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,9 @@ class Matchup:
             raise UserInputError(f"prompt set must be heldout or train, got {self.prompt_set!r}")
 
 
-def battle_seed(base_seed: int, voter: str, prompt_id: int, matchup: Matchup) -> int:
-    """Recorded seed of a battle's screen order: a pure function of who, what and which matchup."""
-    text = f"{base_seed}:{voter}:{prompt_id}:{matchup.a}:{matchup.b}"
-    return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+def battle_seed(secret: bytes, base_seed: int, voter: str, prompt_id: int, matchup: Matchup) -> int:
+    """Recorded seed of a battle's screen order, keyed by the install secret so no voter can predict it."""
+    return keyed_seed(secret, "battle", base_seed, voter, prompt_id, matchup.a, matchup.b)
 
 
 def names_a_model(text: str, variants: tuple[str, ...]) -> bool:
@@ -63,13 +64,23 @@ def names_a_model(text: str, variants: tuple[str, ...]) -> bool:
 
 
 class ArenaService:
-    """Battles for the Arena tab; identities leave the server only in a reveal, after the vote."""
+    """Battles for the Arena tab; identities leave the server only in a reveal, after the vote.
+
+    Methods behind an event take the login (`gr.Request.username`, None without `--auth`) and check its
+    role: voting and fetching battles need `annotator`, preparing and closing an arena `admin`.
+    """
 
     def __init__(self, ctx, *, params: ResponseParams | None = None, base_seed: int = 0):
         self.ctx = ctx
         self.store = ctx.store
         self.params = params or ResponseParams()
         self.base_seed = base_seed
+        self.secret = ctx.secret  # read once: a file under the home, never in the database
+
+    def voter(self, username: str | None, typed: str | None = None) -> str:
+        """Who votes: the login when auth is on, else the typed name (direct callers may pass only a name)."""
+        self.ctx.access.require(username, Role.ANNOTATOR)
+        return self.ctx.access.identity(username, typed if typed is not None else username) or "voter"
 
     def variants(self) -> list[str]:
         return [m.name for m in self.store.list_models() if m.kind != "imported"]
@@ -91,12 +102,37 @@ class ArenaService:
             raise UserInputError(f"no {matchup.prompt_set} prompts: import some first")
         return prompts
 
-    def prepare(self, matchup: Matchup, *, limit: int | None = None) -> int:
-        """Generate both variants' responses in the background; battles open as they land."""
-        for name in (matchup.a, matchup.b):
-            if self.store.get_model(name) is None:
+    def _model_ids(self, matchup: Matchup) -> tuple[int, int]:
+        rows = [self.store.get_model(name) for name in (matchup.a, matchup.b)]
+        for name, row in zip((matchup.a, matchup.b), rows, strict=True):
+            if row is None:
                 raise UserInputError(f"no variant named {name!r}")
+        return rows[0].id, rows[1].id
+
+    def open(self, username: str | None, matchup: Matchup) -> None:
+        """Open the matchup: its battles may be served, and the Eval viewer withholds its responses."""
+        self.ctx.access.require(username, Role.ADMIN)
+        a, b = self._model_ids(matchup)
+        self.store.open_arena(a, b, matchup.prompt_set, username)
+
+    def close(self, username: str | None, matchup: Matchup) -> str:
+        """Close the matchup: no more battles, and the Eval viewer shows its responses again."""
+        self.ctx.access.require(username, Role.ADMIN)
+        a, b = self._model_ids(matchup)
+        closed = self.store.close_arena(a, b, matchup.prompt_set, username)
+        what = f"{md_text(matchup.a)} vs {md_text(matchup.b)} ({matchup.prompt_set} prompts)"
+        return f"Arena {what} closed." if closed else f"Arena {what} was not open."
+
+    def is_open(self, matchup: Matchup) -> bool:
+        a, b = self.store.get_model(matchup.a), self.store.get_model(matchup.b)
+        return a is not None and b is not None and self.store.arena_is_open(a.id, b.id, matchup.prompt_set)
+
+    def prepare(self, username: str | None, matchup: Matchup, *, limit: int | None = None) -> int:
+        """Open the matchup and generate both variants' responses in the background; battles open as they land."""
+        self.ctx.access.require(username, Role.ADMIN)
+        self._model_ids(matchup)
         prompts = self._prompts(matchup)[:limit]
+        self.open(username, matchup)
 
         def body(handle) -> dict:
             total = 2 * len(prompts)
@@ -114,10 +150,13 @@ class ArenaService:
 
         return self.ctx.jobs.start("eval", {"arena": [matchup.a, matchup.b], "prompts": len(prompts)}, body)
 
-    def next_battle(self, voter: str, matchup: Matchup) -> Battle | None:
-        """A prompt with both responses ready that this voter has not judged yet; None when none is."""
+    def next_battle(
+        self, username: str | None, matchup: Matchup, *, typed: str | None = None
+    ) -> Battle | None:
+        """A prompt of an open matchup with both responses ready that this voter has not judged; else None."""
+        voter = self.voter(username, typed)
         a, b = self.store.get_model(matchup.a), self.store.get_model(matchup.b)
-        if a is None or b is None:
+        if a is None or b is None or not self.store.arena_is_open(a.id, b.id, matchup.prompt_set):
             return None
         prompts = {p.id: p for p in self._prompts(matchup)}
         ready = self.store.arena_candidates(a.id, b.id, self.params.cell(), list(prompts))
@@ -126,9 +165,9 @@ class ArenaService:
         if not fresh:
             return None
         # A per-voter order, so two voters do not walk the prompts in lockstep.
-        fresh.sort(key=lambda r: battle_seed(self.base_seed, voter, r[0], matchup))
+        fresh.sort(key=lambda r: battle_seed(self.secret, self.base_seed, voter, r[0], matchup))
         prompt_id, gen_a, gen_b = fresh[0]
-        seed = battle_seed(self.base_seed, voter, prompt_id, matchup)
+        seed = battle_seed(self.secret, self.base_seed, voter, prompt_id, matchup)
         texts = self.store.generation_texts([gen_a, gen_b])
         a_left = random.Random(seed).random() < 0.5
         left, right = (
@@ -146,12 +185,17 @@ class ArenaService:
             left[1],
             right[1],
             names_a_model(texts[gen_a], variants) or names_a_model(texts[gen_b], variants),
+            matchup,
         )
 
-    def vote(self, voter: str, battle: Battle, vote: str) -> str:
+    def vote(self, username: str | None, battle: Battle, vote: str, *, typed: str | None = None) -> str:
         """Store the vote; returns the reveal line (the first moment identities reach the browser)."""
+        voter = self.voter(username, typed)
         if vote not in VOTES:
             raise UserInputError(f"vote must be one of {', '.join(VOTES)}, got {vote!r}")
+        if battle.matchup is not None and not self.is_open(battle.matchup):
+            # Once closed, the Eval viewer shows these texts under their names: a vote now would not be blind.
+            raise UserInputError("this arena was closed before the vote; the vote was not stored")
         vote_id = self.store.add_battle(
             battle.prompt_id, battle.left_gen, battle.right_gen, battle.seed, voter, vote
         )

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
+from access import Role
 from errors import PrefLabError, UserInputError
 from evaluate.eval_report import (
     EvalResult,
@@ -308,8 +309,28 @@ def sample_choices(store, eval_run_id: int) -> list[tuple[str, int]]:
     return out
 
 
+def withheld_variants(store, variants: list[str], split: str) -> dict[str, str]:
+    """Variant -> why its responses on `split` prompts are hidden: an open arena may still serve them blind."""
+    out: dict[str, str] = {}
+    for arena in store.open_arenas():
+        if arena.prompt_set != split:
+            continue
+        for name in variants:
+            if name in arena.names and name not in out:
+                a, b = arena.names
+                out[name] = (
+                    f"withheld while the arena {a} vs {b} ({split} prompts) is open: it shows these very "
+                    "responses blind; an admin closes it in the Arena tab"
+                )
+    return out
+
+
 def sample(store, eval_run_id: int, prompt_id: int) -> dict:
-    """One prompt of an eval side by side: prompt, gold, every variant's output and its scores."""
+    """One prompt of an eval side by side: prompt, gold, every variant's output and its scores.
+
+    A variant in an open arena on this prompt's set is withheld (output and per-prompt scores): the arena
+    and the eval share generation cells, so its text here would name the arena's blind responses.
+    """
     from models.judge import render_prompt
 
     row = store.get_eval_run(eval_run_id)
@@ -321,8 +342,12 @@ def sample(store, eval_run_id: int, prompt_id: int) -> dict:
     if prompt is None or mine.empty:
         raise UserInputError(f"eval run #{eval_run_id} did not score prompt #{prompt_id}")
     cell = row.config.get("cell")
+    withheld = withheld_variants(store, row.variants, prompt.split)
     gen_ids = {}
     for name in row.variants:
+        if name in withheld:
+            gen_ids[name] = None
+            continue
         model_id = (row.config.get("model_ids") or {}).get(name) or store.get_model(name).id
         gen_ids[name] = store.done_cells(model_id, [prompt_id]).get((prompt_id, cell))
     texts = store.generation_texts([g for g in gen_ids.values() if g is not None])
@@ -337,15 +362,21 @@ def sample(store, eval_run_id: int, prompt_id: int) -> dict:
                 s: (None if pd.isna(v) else float(v)) for s, v in zip(g["scorer"], g["value"], strict=True)
             }
             for name, g in mine.groupby("variant", sort=False)
+            if name not in withheld
         },
+        "withheld": withheld,
     }
 
 
 # ---- background job ---------------------------------------------------------------------------------
 
 
-def start_eval_job(ctx, request: EvalRequest | None = None) -> int:
-    """Start an eval as a background job (kind 'eval'); its result names the eval_run_id. Returns the job id."""
+def start_eval_job(ctx, request: EvalRequest | None = None, *, username: str | None = None) -> int:
+    """Start an eval as a background job (kind 'eval'); its result names the eval_run_id. Returns the job id.
+
+    Needs the admin role (`username` is the login; None without `--auth`, where the local user is admin).
+    """
+    ctx.access.require(username, Role.ADMIN)
     request = request or EvalRequest()
     # Fail fast on the request path with the user's mistake, not later inside the job.
     resolve_variants(ctx.store, request.variants)

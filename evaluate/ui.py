@@ -50,8 +50,17 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
 
     status = gr.Markdown(elem_id="arena-empty", elem_classes=["empty-state"])
     with gr.Row():
-        voter = gr.Textbox(value="voter", label="Your name", elem_id="arena-voter", max_length=64, scale=1)
+        # With --auth the login is the voter: a typed name would let one person vote as another.
+        voter = gr.Textbox(
+            value="voter",
+            label="Your name",
+            elem_id="arena-voter",
+            max_length=64,
+            scale=1,
+            visible=not ctx.access.enabled,
+        )
         prepare = gr.Button("Prepare responses", elem_id="arena-prepare", scale=0, min_width=200)
+        close = gr.Button("Close arena", elem_id="arena-close", scale=0, min_width=160)
         choose = gr.Button("Choose variants", elem_id="arena-choose", scale=0, min_width=200)
     with gr.Row(visible=False) as chooser:
         pick_a = gr.Dropdown(label="Variant 1", elem_id="arena-variant-a", choices=[])
@@ -85,14 +94,18 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
             out[results] = results_text
         if battle is None:
             n = len(svc.variants())
-            empty = (
-                arena_empty_state(n)
-                if m is None
-                else (
-                    "### No battle ready\n\nPress **Prepare responses** to generate both variants' answers "
-                    "(cached); battles open as they land."
+            if m is None:
+                empty = arena_empty_state(n)
+            elif not svc.is_open(m):
+                empty = (
+                    f"### This arena is not open\n\nAn admin opens {md_text(m.a)} vs {md_text(m.b)} with "
+                    "**Prepare responses** (it generates both variants' answers, cached); battles open as they land."
                 )
-            )
+            else:
+                empty = (
+                    "### No battle ready\n\nEvery prepared battle has your vote, or responses are still "
+                    "being generated; new battles appear here as they land."
+                )
             out.update(
                 {
                     status: empty,
@@ -118,24 +131,33 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
 
     outputs = [battle_state, matchup_state, status, battle_col, prompt, left, right, leak, reveal, results]
 
-    def on_load(name, m):
-        m = current_matchup(m)
+    def login(request: gr.Request | None) -> str | None:
+        return getattr(request, "username", None)
+
+    def next_for(name, m, request):
+        """The next battle for this voter (the login under --auth), or None; a refusal shows as a warning."""
+        if m is None:
+            return None
         try:
-            return show(svc.next_battle(name.strip() or "voter", m) if m else None, m)
+            return svc.next_battle(login(request), m, typed=name or "")
         except PrefLabError as exc:
             warn(exc)
-            return show(None, m)
+            return None
+
+    def on_load(name, m, request: gr.Request):
+        m = current_matchup(m)
+        return show(next_for(name, m, request), m)
 
     def make_vote(vote: str):
         def on_vote(name, battle, m, request: gr.Request):
             if battle is None:
                 return {battle_state: gr.skip()}
-            who = getattr(request, "username", None) or name.strip() or "voter"
             try:
-                text = svc.vote(who, battle, vote)
+                text = svc.vote(login(request), battle, vote, typed=name or "")
             except PrefLabError as exc:
+                # A repeat vote (another tab), a closed arena or a missing role: say so, then move on.
                 warn(exc)
-                return {battle_state: gr.skip()}
+                return {battle_state: None, reveal: md_text(exc)}
             # The reveal travels alone; the next battle follows in its own message (see .then below).
             return {battle_state: None, reveal: text, results: svc.results(m)}
 
@@ -144,20 +166,30 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
     def on_next(name, battle, m, request: gr.Request):
         if battle is not None:
             return {battle_state: gr.skip()}
-        who = getattr(request, "username", None) or name.strip() or "voter"
-        return show(svc.next_battle(who, m) if m else None, m)
+        return show(next_for(name, m, request), m)
 
-    def on_prepare(m):
+    def on_prepare(m, request: gr.Request):
         m = current_matchup(m)
         if m is None:
             gr.Warning("Register at least two variants first.")
             return {job_line: gr.skip()}
         try:
-            job = svc.prepare(m)
+            job = svc.prepare(login(request), m)
         except PrefLabError as exc:
             warn(exc)
             return {job_line: gr.skip()}
         return {matchup_state: m, job_line: f"Preparing responses (job #{job})…"}
+
+    def on_close(m, request: gr.Request):
+        m = current_matchup(m)
+        if m is None:
+            return {job_line: gr.skip()}
+        try:
+            text = svc.close(login(request), m)
+        except PrefLabError as exc:
+            warn(exc)
+            return {job_line: gr.skip()}
+        return {matchup_state: m, job_line: text}
 
     def on_choose():
         names = svc.variants()
@@ -167,20 +199,18 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
             pick_b: gr.Dropdown(choices=names, value=None),
         }
 
-    def on_use(a, b, prompt_set, name):
+    def on_use(a, b, prompt_set, name, request: gr.Request):
         try:
             m = Matchup(a, b, prompt_set)
         except PrefLabError as exc:
             warn(exc)
             return {chooser: gr.skip()}
         return {
-            **show(
-                svc.next_battle(name.strip() or "voter", m), m, reveal_text="", results_text=svc.results(m)
-            ),
+            **show(next_for(name, m, request), m, reveal_text="", results_text=svc.results(m)),
             chooser: gr.Row(visible=False),
         }
 
-    def on_tick(name, battle, m):
+    def on_tick(name, battle, m, request: gr.Request):
         job = ctx.store.latest_job("eval")
         out = {}
         if job is not None and job.params.get("arena"):
@@ -190,7 +220,10 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
                 else f"Responses ready (job #{job.id} {job.status})."
             )
         if battle is None and (m := current_matchup(m)) is not None:
-            nxt = svc.next_battle(name.strip() or "voter", m)
+            try:
+                nxt = svc.next_battle(login(request), m, typed=name or "")
+            except PrefLabError:
+                nxt = None  # on_load already warned; a toast every tick would be noise
             if nxt is not None:
                 out.update(show(nxt, m))
         return out
@@ -206,6 +239,7 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
             show_progress="hidden",
         ).then(on_next, [voter, battle_state, matchup_state], outputs, api_name=False, show_progress="hidden")
     prepare.click(on_prepare, [matchup_state], [matchup_state, job_line], api_name="arena_prepare")
+    close.click(on_close, [matchup_state], [matchup_state, job_line], api_name="arena_close")
     choose.click(on_choose, None, [chooser, pick_a, pick_b], api_name=False)
     use.click(on_use, [pick_a, pick_b, pick_set, voter], [*outputs, chooser], api_name=False)
     timer.tick(on_tick, [voter, battle_state, matchup_state], [job_line, *outputs], api_name=False)
@@ -261,6 +295,7 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
             interactive=False,
             wrap=True,
         )
+        sample_note = gr.Markdown(elem_id="eval-sample-withheld")
     timer = gr.Timer(3.0)
 
     def on_load():
@@ -292,10 +327,11 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
         if eval_id is None or prompt_id is None:
             return {sample_prompt: gr.skip()}
         data = sample(ctx.store, int(eval_id), int(prompt_id))
+        withheld = data["withheld"]
         rows = [
             [
                 name,
-                text,
+                "(withheld: its arena is open)" if name in withheld else text,
                 "; ".join(f"{k}: {v:.2f}" for k, v in data["scores"].get(name, {}).items() if v is not None),
             ]
             for name, text in data["outputs"].items()
@@ -304,9 +340,10 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
             sample_prompt: data["prompt"],
             sample_gold: data["gold"] or "",
             sample_out: pd.DataFrame(rows, columns=["variant", "output", "scores"]),
+            sample_note: "\n\n".join(f"**{md_text(n)}**: {md_text(why)}" for n, why in withheld.items()),
         }
 
-    def on_run(names, prompts_v, limit_v, judge_v, tokens_v):
+    def on_run(names, prompts_v, limit_v, judge_v, tokens_v, http: gr.Request):
         wanted = tuple(n.strip() for n in (names or "").split(",") if n.strip())
         try:
             request = EvalRequest(
@@ -316,7 +353,7 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
                 judge=judge_v,
                 params=ResponseParams(max_new_tokens=int(tokens_v or 256)),
             )
-            job = start_eval_job(ctx, request)
+            job = start_eval_job(ctx, request, username=getattr(http, "username", None))
         except PrefLabError as exc:
             warn(exc)
             return {job_line: md_text(exc)}
@@ -333,7 +370,10 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
     demo.load(on_load, None, [pick], api_name=False)
     pick.change(on_pick, [pick], [status, table, chart, pick_prompt], api_name=False)
     pick_prompt.change(
-        on_sample, [pick, pick_prompt], [sample_prompt, sample_gold, sample_out], api_name=False
+        on_sample,
+        [pick, pick_prompt],
+        [sample_prompt, sample_gold, sample_out, sample_note],
+        api_name=False,
     )
     run.click(on_run, [variants, prompt_set, limit, judge, max_tokens], [job_line], api_name="eval_run")
     timer.tick(on_tick, [pick], [job_line, pick], api_name=False, show_progress="hidden")

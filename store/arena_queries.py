@@ -1,20 +1,78 @@
-"""Blind-arena queries: battle candidates, votes, and the vote frame the ratings read."""
+"""Blind-arena queries: open matchups, battle candidates, votes, and the vote frame the ratings read."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
+from errors import StoreError, UserInputError
+
 VOTES = ("left", "right", "tie", "both_bad")
 
 
+@dataclass(frozen=True)
+class OpenArena:
+    """A matchup whose battles can be served: its two variants (ids and names) and its prompt set."""
+
+    model_ids: tuple[int, int]
+    names: tuple[str, str]
+    prompt_set: str
+
+
 class ArenaQueries:
-    """Battles; relies on `cursor()` and `write()` from `Store`."""
+    """Battles and arena matchups; relies on `cursor()` and `write()` from `Store`."""
 
     cursor: Callable[[], duckdb.DuckDBPyConnection]
     write: Callable[..., Any]
+    # DuckDB does not conflict on two INSERTs, so "voted already?" and the insert run under one lock.
+    _vote_lock = threading.Lock()
+
+    def open_arena(self, model_a: int, model_b: int, prompt_set: str, by: str | None) -> None:
+        """Record a matchup as open (battles may be served), reopening it if an admin had closed it."""
+        lo, hi = sorted((int(model_a), int(model_b)))
+        self.write(
+            lambda cur: cur.execute(
+                "INSERT INTO arena_matchups (model_lo, model_hi, prompt_set, opened_by) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (model_lo, model_hi, prompt_set) DO UPDATE SET opened_by = excluded.opened_by, "
+                "opened_at = now(), closed_by = NULL, closed_at = NULL",
+                [lo, hi, prompt_set, by],
+            )
+        )
+
+    def close_arena(self, model_a: int, model_b: int, prompt_set: str, by: str | None) -> bool:
+        """Close an open matchup; False when it was not open."""
+        lo, hi = sorted((int(model_a), int(model_b)))
+        return self.write(
+            lambda cur: (
+                cur.execute(
+                    "UPDATE arena_matchups SET closed_by = ?, closed_at = current_timestamp "
+                    "WHERE model_lo = ? AND model_hi = ? AND prompt_set = ? AND closed_at IS NULL RETURNING 1",
+                    [by, lo, hi, prompt_set],
+                ).fetchone()
+                is not None
+            )
+        )
+
+    def open_arenas(self) -> list[OpenArena]:
+        """Every open matchup, oldest first."""
+        rows = (
+            self.cursor()
+            .execute(
+                "SELECT a.model_lo, a.model_hi, ml.name, mh.name, a.prompt_set FROM arena_matchups a "
+                "JOIN models ml ON ml.id = a.model_lo JOIN models mh ON mh.id = a.model_hi "
+                "WHERE a.closed_at IS NULL ORDER BY a.opened_at, a.model_lo, a.model_hi"
+            )
+            .fetchall()
+        )
+        return [OpenArena((int(lo), int(hi)), (nl, nh), ps) for lo, hi, nl, nh, ps in rows]
+
+    def arena_is_open(self, model_a: int, model_b: int, prompt_set: str) -> bool:
+        lo, hi = sorted((int(model_a), int(model_b)))
+        return any(a.model_ids == (lo, hi) and a.prompt_set == prompt_set for a in self.open_arenas())
 
     def arena_candidates(
         self, model_a: int, model_b: int, cell: str, prompt_ids: Sequence[int]
@@ -45,20 +103,30 @@ class ArenaQueries:
     def add_battle(
         self, prompt_id: int, left_gen: int, right_gen: int, seed: int, voter: str, vote: str
     ) -> int:
-        """Store one blind vote; vote names the screen side."""
+        """Store one blind vote (vote names the screen side); a voter's second vote on a battle is refused."""
         if vote not in VOTES:
-            from errors import StoreError
-
             raise StoreError(f"vote must be one of {', '.join(VOTES)}; got {vote!r}")
-        return self.write(
-            lambda cur: int(
+        lo, hi = sorted((int(left_gen), int(right_gen)))
+
+        def insert_once(cur: duckdb.DuckDBPyConnection) -> int:
+            # The same battle is the same prompt and response pair, whichever side each was shown on.
+            earlier = cur.execute(
+                "SELECT id FROM battles WHERE voter = ? AND prompt_id = ? "
+                "AND least(left_gen, right_gen) = ? AND greatest(left_gen, right_gen) = ? ORDER BY id LIMIT 1",
+                [voter, prompt_id, lo, hi],
+            ).fetchone()
+            if earlier is not None:
+                raise UserInputError(f"you already voted on this battle (vote #{earlier[0]}); it counts once")
+            return int(
                 cur.execute(
                     "INSERT INTO battles (prompt_id, left_gen, right_gen, seed, voter, vote) "
                     "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
                     [prompt_id, left_gen, right_gen, seed, voter, vote],
                 ).fetchone()[0]
             )
-        )
+
+        with self._vote_lock:
+            return self.write(insert_once)
 
     def battle_frame(self):
         """Every vote with the variants behind each side and the responses' word counts."""

@@ -37,6 +37,7 @@ def _seed(home, n=8):
     with Store.open(home / "preflab.duckdb") as store:
         ma = store.add_model(A, "tiny", [], "sft")
         mb = store.add_model(B, "tiny", ["x"], "dpo")
+        store.open_arena(ma.id, mb.id, "heldout", "admin")  # what "Prepare responses" records
         for i in range(n):
             pid = store.add_prompt([{"role": "user", "content": f"held-out incident {i}"}], "t", "heldout")
             for model, tag in ((ma, "first"), (mb, "second")):
@@ -110,3 +111,78 @@ def test_six_blind_votes_by_keyboard(page, tmp_path):
         assert (texts[lg], texts[rg]) == (left, right) and vote == votes[key] and seed is not None
     # Both screen orders occurred, so the mapping was really exercised.
     assert {truth[left] for left, _, _ in shown} == {A, B}
+
+
+def _wait_battle(page) -> str:
+    page.locator("#arena-left textarea").wait_for(timeout=30_000)
+    page.wait_for_function("document.querySelector('#arena-left textarea').value.length > 0")
+    return page.locator("#arena-left textarea").input_value()
+
+
+def test_a_second_tab_cannot_vote_twice_on_one_battle(page, chromium, tmp_path):
+    home = tmp_path / "home"
+    _seed(home, n=3)
+    second = chromium.new_context().new_page()
+    try:
+        with serving(home) as (url, _proc):
+            for tab in (page, second):
+                tab.goto(url)
+                tab.get_by_role("tab", name="Arena").click()
+            left = _wait_battle(page)
+            assert _wait_battle(second) == left, "one voter's two tabs hold the same battle"
+            page.keyboard.press("1")
+            page.wait_for_function(
+                "document.querySelector('#arena-reveal').innerText.includes('Vote #1 stored')"
+            )
+            second.keyboard.press("2")
+            second.locator(".toast-body").first.wait_for(timeout=15_000)
+            toast = second.locator(".toast-body").first.inner_text()
+            assert "already voted on this battle" in toast
+            second.wait_for_function(
+                "document.querySelector('#arena-reveal').innerText.includes('already voted on this battle')"
+            )
+            # The second tab moves on to a battle the voter has not judged.
+            second.wait_for_function(
+                "(prev) => { const x = document.querySelector('#arena-left textarea');"
+                " return x.value.length > 0 && x.value !== prev; }",
+                arg=left,
+            )
+    finally:
+        second.context.close()
+    from store import Store
+
+    with Store.open(home / "preflab.duckdb") as store:
+        frame = store.battle_frame()
+    assert len(frame) == 1 and frame["vote"].tolist() == ["left"]
+
+
+def test_roles_through_the_api(tmp_path):
+    """An annotator login votes but cannot prepare or close an arena or run an eval; the admin can."""
+    from gradio_client import Client
+
+    from store import Store
+
+    home = tmp_path / "home"
+    _seed(home, n=2)
+    users = tmp_path / "users.txt"
+    users.write_text("ann:pw-ann-1\nroot:pw-root-1:admin\n")
+
+    def arenas():
+        with Store.open(home / "preflab.duckdb") as store:
+            return store.cursor().execute("SELECT closed_at IS NULL FROM arena_matchups").fetchall()
+
+    def jobs():
+        with Store.open(home / "preflab.duckdb") as store:
+            return store.cursor().execute("SELECT count(*) FROM jobs").fetchone()[0]
+
+    with serving(home, "--auth", str(users)) as (url, _proc):
+        ann = Client(url, auth=("ann", "pw-ann-1"), verbose=False, download_files=False)
+        ann.predict(api_name="/arena_close")
+        ann.predict(api_name="/arena_prepare")
+        ann.predict(f"{A},{B}", "heldout", 2, "rule", 256, api_name="/eval_run")
+    assert arenas() == [(True,)] and jobs() == 0  # still open, nothing started
+    with serving(home, "--auth", str(users)) as (url, _proc):
+        root = Client(url, auth=("root", "pw-root-1"), verbose=False, download_files=False)
+        root.predict(api_name="/arena_close")
+        root.predict(f"{A},{B}", "heldout", 2, "rule", 256, api_name="/eval_run")
+    assert arenas() == [(False,)] and jobs() == 1

@@ -39,6 +39,7 @@ def test_votes_map_to_variants_whatever_the_side(ctx):
     _seed(ctx.store, n=12)
     svc = ArenaService(ctx)
     m = svc.default_matchup()
+    svc.open(None, m)
     lefts = []
     battle = svc.next_battle("ann", m)
     while battle is not None:
@@ -59,6 +60,7 @@ def test_identity_leaks_are_flagged(ctx):
     _seed(ctx.store, n=3, leak_at=1)
     svc = ArenaService(ctx)
     m = svc.default_matchup()
+    svc.open(None, m)
     flags = {}
     battle = svc.next_battle("ann", m)
     while battle is not None:
@@ -74,7 +76,7 @@ def test_bad_matchups_are_refused(ctx):
     with pytest.raises(UserInputError):
         Matchup("sft", "sft")
     with pytest.raises(UserInputError):
-        ArenaService(ctx).prepare(Matchup("sft", "nope"))
+        ArenaService(ctx).prepare(None, Matchup("sft", "nope"))
 
 
 def test_leaderboard_appears_once_three_variants_met(ctx):
@@ -88,6 +90,7 @@ def test_leaderboard_appears_once_three_variants_met(ctx):
             third.id, [NewGeneration(p.id, cell, f"third answer {p.id}", {}, 1, 3, 0.1)]
         )
     for m in (Matchup("sft", "sft+dpo@1"), Matchup("sft", "sft+dpo@2"), Matchup("sft+dpo@1", "sft+dpo@2")):
+        svc.open(None, m)
         battle = svc.next_battle("ann", m)
         while battle is not None:
             winner = max(battle.left_variant, battle.right_variant)  # a fixed order: @2 > @1 > sft

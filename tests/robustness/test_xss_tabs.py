@@ -92,15 +92,18 @@ def seed_hostile(home, tmp_path) -> dict:
                 "heldout",
                 gold={"severity": "SEV2", "answer": f"Severity: SEV2 {text}"},
             )
-            for model, tag in ((va, "left"), (vb, "right")):
+            # The writer is in the eval but not the arena: the sample viewer shows its hostile outputs.
+            for model, tag in ((va, "left"), (vb, "right"), (writer, "writer")):
                 store.add_generations(
                     model.id, [NewGeneration(pid, params.cell(), f"{tag} {text} {ALL}", {}, 1, 5, 0.1)]
                 )
+        # What "Prepare responses" records: battles are served, and the viewer withholds the arena's texts.
+        store.open_arena(va.id, vb.id, "heldout", "admin")
         pool = ModelPool(
             variant_resolver(store), tmp_path / "m", loader=NamedTinyLoader(build_tokenizer(tmp_path / "tok"))
         )
         ctx = Context(AppConfig(home=home), store, RuleJudge(), pool, JobRunner(store))
-        run_eval(ctx, [VARIANT_A, VARIANT_B], limit=6, params=params)
+        run_eval(ctx, [VARIANT_A, VARIANT_B, "writer"], limit=6, params=params)
         # Train: a failed DPO run whose error and report name the hostile variant.
         run = store.create_run(
             "dpo", {"beta": 0.1}, dataset_hash="0" * 64, model_id=va.id, ref_model_id=va.id
@@ -232,9 +235,11 @@ def test_eval_chart_and_sample_viewer_inert(page, hostile_server):
     open_eval(page, hostile_server["url"])
     page.get_by_text("Sample viewer").click()
     wait_text(page, "#eval-sample-prompt textarea", "", timeout=15_000)
-    wait_text(page, "#eval-sample-outputs", "onerror")
+    wait_text(page, "#eval-sample-outputs", "writer")
+    wait_text(page, "#eval-sample-withheld", "arena")  # names the hostile variants, as text
     for scope in (
         "#eval-sample-outputs",
+        "#eval-sample-withheld",
         "#eval-sample-prompt",
         "#eval-sample-gold",
         "#eval-pick",
