@@ -97,9 +97,10 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
             if m is None:
                 empty = arena_empty_state(n)
             elif not svc.is_open(m):
+                # No names here: the page says nothing about the variants before a vote.
                 empty = (
-                    f"### This arena is not open\n\nAn admin opens {md_text(m.a)} vs {md_text(m.b)} with "
-                    "**Prepare responses** (it generates both variants' answers, cached); battles open as they land."
+                    "### This arena is not open\n\nAn admin opens it with **Prepare responses** (it generates "
+                    "both variants' answers, cached); battles open as they land."
                 )
             else:
                 empty = (
