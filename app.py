@@ -52,7 +52,10 @@ def build_app(ctx: Context) -> gr.Blocks:
 def launch_app(ctx: Context, *, host: str, port: int, auth=None, block: bool = True) -> gr.Blocks:
     """Serve the app; `head`, `css` go to launch() in Gradio 6."""
     from annotate.import_limits import MAX_UPLOAD_BYTES
+    from served import blocked_paths
 
+    paths = ctx.cfg.paths
+    paths.served.mkdir(parents=True, exist_ok=True)
     demo = build_app(ctx)
     # Several annotators vote at once: the queue must not serialise them behind one worker.
     demo.queue(default_concurrency_limit=1, max_size=256)
@@ -68,7 +71,9 @@ def launch_app(ctx: Context, *, host: str, port: int, auth=None, block: bool = T
         prevent_thread_lock=not block,
         footer_links=["api", "settings"],
         max_file_size=MAX_UPLOAD_BYTES,  # the Data tab's uploads; larger files: `launch.py import`
-        # Charts and run curves are written under the home folder, wherever --home puts it.
-        allowed_paths=[str(ctx.cfg.home)],
+        # Only the served folder (charts, downloads made for a page); the rest of the home (database, WAL,
+        # secret, runs, adapters) is blocked, also for a handler that returns a wrong path.
+        allowed_paths=[str(paths.served)],
+        blocked_paths=blocked_paths(paths),
     )
     return demo

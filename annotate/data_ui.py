@@ -30,7 +30,12 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
     """Widgets and events of the Data tab."""
     from annotate.export import ExportFilters
 
-    svc = DataService(ctx.store, ctx.cfg.paths.home / "exports")
+    svc = DataService(
+        ctx.store,
+        ctx.cfg.paths.home / "exports",
+        access=ctx.access,
+        downloads_dir=ctx.cfg.paths.served / "downloads",
+    )
     status = gr.Markdown(elem_id="data-empty", elem_classes=["empty-state"])
     gr.Markdown("### Import")
     with gr.Row():
@@ -93,9 +98,10 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
     def on_load():
         return {status: data_empty_state(ctx.store.counts()), stats: svc.stats_text()}
 
-    def on_demo():
+    # Every import and export is the admin's: the service checks the login (gr.Request.username).
+    def on_demo(request: gr.Request):
         try:
-            report = svc.load_demo()
+            report = svc.load_demo(user=request.username)
         except PrefLabError as exc:
             warn(exc)
             return {result: gr.skip()}
@@ -105,11 +111,11 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
             status: data_empty_state(ctx.store.counts()),
         }
 
-    def on_upload(path: str | None, fmt_v: str):
+    def on_upload(path: str | None, fmt_v: str, request: gr.Request):
         if not path:
             return {preview: gr.JSON(visible=False), do_import: gr.Button(visible=False), detected: ""}
         try:
-            seen = svc.preview(path, fmt_v)
+            seen = svc.preview(path, fmt_v, user=request.username)
         except PrefLabError as exc:
             return {detected: md_text(f"Cannot read this file: {exc}"), preview: gr.JSON(visible=False)}
         # gr.JSON renders values as text, so untrusted rows stay inert.
@@ -119,12 +125,12 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
             do_import: gr.Button(visible=True),
         }
 
-    def on_import(path: str | None, fmt_v: str, skip: bool, review_v: bool):
+    def on_import(path: str | None, fmt_v: str, skip: bool, review_v: bool, request: gr.Request):
         if not path:
             gr.Warning("Choose a file first.")
             return {result: gr.skip()}
         try:
-            report = svc.import_file(path, fmt=fmt_v, skip_bad=skip, review=review_v)
+            report = svc.import_file(path, fmt=fmt_v, skip_bad=skip, review=review_v, user=request.username)
         except PrefLabError as exc:
             warn(exc)
             return {result: f"not imported (nothing written): {exc}"}
@@ -137,17 +143,17 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
     def filters(sources, agreement, ties) -> ExportFilters:
         return ExportFilters(sources=tuple(sources or ()), agreement=agreement, ties=ties)
 
-    def on_export(fmt_v, sources, agreement, ties):
+    def on_export(fmt_v, sources, agreement, ties, request: gr.Request):
         try:
-            report = svc.export(fmt_v, filters(sources, agreement, ties))
+            report = svc.export(fmt_v, filters(sources, agreement, ties), user=request.username)
         except PrefLabError as exc:
             warn(exc)
             return {export_result: str(exc), export_file: gr.File(visible=False)}
         return {export_result: report.summary(), export_file: gr.File(value=str(report.path), visible=True)}
 
-    def on_hub(repo, sources, agreement, ties):
+    def on_hub(repo, sources, agreement, ties, request: gr.Request):
         try:
-            folder = svc.hub_dry_run(repo, filters(sources, agreement, ties))
+            folder = svc.hub_dry_run(repo, filters(sources, agreement, ties), user=request.username)
         except PrefLabError as exc:
             warn(exc)
             return {export_result: str(exc)}

@@ -315,7 +315,9 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
         except PrefLabError as exc:
             warn(exc)
             return {table: gr.skip()}
-        path = write_chart(result, ctx.cfg.paths.home / "evals" / f"eval_{int(eval_id)}.png")
+        from served import charts_dir  # nothing under the home but the served folder reaches the page
+
+        path = write_chart(result, charts_dir(ctx.cfg.paths) / f"eval_{int(eval_id)}.png")
         prompts = sample_choices(ctx.store, int(eval_id))
         return {
             status: "",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from access import Role
 from errors import PrefLabError, UserInputError
 from train.process import exit_reason, spawn_worker, supervise, worker_command
 from train.rundir import CONFIG, METRICS, REPORT, TRAIN, VAL, MetricsTail, RunDir
@@ -110,8 +111,9 @@ def run_training(
     )
 
 
-def start_training(ctx, cfg, *, launcher: Launcher | None = None) -> int:
+def start_training(ctx, cfg, *, user: str | None = None, launcher: Launcher | None = None) -> int:
     """Validate and snapshot now (errors raise here), then train as a background `train` job; returns the run id."""
+    ctx.access.require(user, Role.ADMIN)
     prepared = prepare_run(ctx, cfg)
 
     def body(handle) -> dict:
@@ -135,8 +137,9 @@ def start_training(ctx, cfg, *, launcher: Launcher | None = None) -> int:
     return prepared.run_id
 
 
-def cancel_training(ctx, run_id: int) -> bool:
+def cancel_training(ctx, run_id: int, *, user: str | None = None) -> bool:
     """Ask a queued or running run to stop; False when it already ended."""
+    ctx.access.require(user, Role.ADMIN)
     run = ctx.store.get_run(run_id)
     if run is None:
         raise UserInputError(f"no run #{run_id}")

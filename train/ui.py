@@ -10,6 +10,7 @@ import pandas as pd
 from context import Context
 from errors import PrefLabError
 from safe_text import md_text
+from served import chart_copy
 from ui_common import empty_state, warn
 
 log = logging.getLogger(__name__)
@@ -190,13 +191,17 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
         # The report links its PNG relatively; the tab shows it in its own image component instead.
         out[report] = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("!["))
         out[curves] = (
-            gr.Image(value=str(png), visible=True) if text and png.is_file() else gr.Image(visible=False)
+            # A copy in the served folder: nothing under the home is served (run folders hold adapters).
+            gr.Image(value=str(chart_copy(ctx.cfg.paths, png, f"run-{latest.id}-curves.png")), visible=True)
+            if text and png.is_file()
+            else gr.Image(visible=False)
         )
         return out
 
     refresh_outputs = [status, runs, *plots.values(), run_status, warnings_md, report, curves]
 
-    def on_start(preset_v, beta_v, lr_v, epochs_v, loss_v, judge_v):
+    # Every action of this tab is the admin's: the services check the login (gr.Request.username).
+    def on_start(preset_v, beta_v, lr_v, epochs_v, loss_v, judge_v, request: gr.Request):
         from train.config import load_config
 
         # 0 (or blank) keeps the preset's value: none of these is meaningful at 0.
@@ -210,25 +215,31 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
             overrides["sources"] = ("human", "import", "judge")
         try:
             cfg = load_config(None, preset_v, overrides)
-            run_id = start_training(ctx, cfg)
+            run_id = start_training(ctx, cfg, user=request.username)
         except PrefLabError as exc:
             warn(exc)
             return refresh()
         gr.Info(f"DPO run #{run_id} started; the curves fill in as it trains.")
         return refresh()
 
-    def on_cancel():
+    def on_cancel(request: gr.Request):
         latest = [r for r in ctx.store.list_runs() if r.kind == "dpo"]
         if latest and not latest[-1].finished:
-            cancel_training(ctx, latest[-1].id)
+            try:
+                cancel_training(ctx, latest[-1].id, user=request.username)
+            except PrefLabError as exc:
+                warn(exc)
+                return refresh()
             gr.Info(f"Cancelling run #{latest[-1].id} after its current step.")
         return refresh()
 
-    def on_sft(epochs_v, limit_v, st):
+    def on_sft(epochs_v, limit_v, st, request: gr.Request):
+        from access import Role
         from train.sft_config import SFTRunConfig
         from train.sft_service import run_demo_sft
 
         try:
+            ctx.access.require(request.username, Role.ADMIN)  # before the job row is written
             cfg = SFTRunConfig(epochs=int(epochs_v or 1), limit=int(limit_v) if limit_v else None)
 
             def body(handle) -> dict:
