@@ -66,6 +66,13 @@ def render_prompt(messages: list[dict]) -> str:
 
 def suggestion_html(screen: Screen, hide: bool) -> tuple[str, str]:
     """(headline HTML, rationale text); everything from a model or a file is escaped."""
+    if screen.verdict is not None and screen.verdict.status == "abstained":
+        # Nothing to show or hide: say so, and how to get a judge that applies, instead of a suggestion.
+        return (
+            f"<div class='judge-none'>No judge applies to this pair: {html.escape(screen.verdict.error or '')} "
+            "To get suggestions on any data, set <code>ANTHROPIC_API_KEY</code> and restart PrefLab.</div>",
+            "",
+        )
     if hide or screen.suggestion_hidden:
         why = "you chose to hide it" if hide else "withheld for this pair to measure unprimed agreement"
         return f"<div class='judge-hidden'>Judge suggestion hidden ({html.escape(why)}).</div>", ""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import os
+import random
 import re
 import time
 from collections.abc import Callable
@@ -50,6 +52,9 @@ Response 1 and Response 2. Answer "tie" only when neither is better under the ru
 
 <rubric>
 """
+# The longest server retry-after PrefLab waits in one go (honoured beyond max_delay, which caps its own backoff).
+MAX_RETRY_AFTER = 600.0
+RATE_LIMIT_STATUSES = (429, 529)  # too many requests, overloaded: slow everything down, not just this pair
 _KEY_PATTERN = re.compile(r"sk-ant-[A-Za-z0-9_\-]+")
 _RESPONSE_N = re.compile(r"\b(Response|response) ([12])\b")
 
@@ -64,6 +69,26 @@ def build_anthropic_client(api_key: str | None = None, *, http_client=None, time
             "ANTHROPIC_API_KEY is not set: export it, or use the rule-based judge (--judge rule)"
         )
     return anthropic.Anthropic(api_key=key.strip(), max_retries=0, timeout=timeout, http_client=http_client)
+
+
+class JudgeCallError(JudgeError):
+    """A judge request that gave up; says whether the API asked PrefLab to slow down, and for how long."""
+
+    def __init__(
+        self, message: str, *, rate_limited: bool = False, retry_after: float | None = None, status=None
+    ):
+        super().__init__(message)
+        self.rate_limited = rate_limited
+        self.retry_after = retry_after
+        self.status = status
+
+
+def _rate_limit(err: Exception) -> tuple[bool, float | None]:
+    """(whether the error is a 429/529, the server's retry-after in seconds when it gave a usable one)."""
+    response = getattr(err, "response", None)
+    status = getattr(err, "status_code", None)
+    hinted = _retry_after(response.headers) if response is not None else None
+    return status in RATE_LIMIT_STATUSES, hinted
 
 
 def _retryable(err: Exception) -> bool:
@@ -120,6 +145,8 @@ class AnthropicJudge:
         base_delay: float = 1.0,
         max_delay: float = 30.0,
         max_tokens: int = 1024,
+        jitter: float = 0.1,
+        rng: random.Random | None = None,
     ):
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts!r}")
@@ -129,6 +156,8 @@ class AnthropicJudge:
             )
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be positive, got {max_tokens!r}")
+        if not 0 <= jitter <= 1:
+            raise ValueError(f"jitter must be within 0..1, got {jitter!r}")
         self.client = client
         self.model = model
         self.rubric = default_rubric() if rubric is None else rubric
@@ -141,6 +170,8 @@ class AnthropicJudge:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.max_tokens = max_tokens
+        self.jitter = jitter
+        self.rng = rng or random.Random()
         self.system = SYSTEM_PREAMBLE + self.rubric.strip() + "\n</rubric>"
 
     # ---- one request -------------------------------------------------------------------------
@@ -190,12 +221,22 @@ class AnthropicJudge:
                 # spend more time and tokens against the same outage.
                 verdicts[order] = self.judge_order(prompt, first, second, gold=gold, position_order=order)
         except JudgeError as err:
-            return PairVerdict.combine(verdicts.get("ab"), verdicts.get("ba"), error=str(err))
+            return PairVerdict.combine(
+                verdicts.get("ab"),
+                verdicts.get("ba"),
+                error=str(err),
+                rate_limited=getattr(err, "rate_limited", False),
+                retry_after=getattr(err, "retry_after", None),
+            )
         except Exception as err:  # a background job needs a verdict row, not a dead thread
             logger.exception("unexpected error while judging a pair")
             reason = self._scrub(f"unexpected {type(err).__name__}: {err}")
             return PairVerdict.combine(verdicts.get("ab"), verdicts.get("ba"), error=reason)
         return PairVerdict.combine(verdicts["ab"], verdicts["ba"])
+
+    def applies(self, gold) -> bool:
+        """Claude judges any pair, with or without a gold answer."""
+        return True
 
     def verdict_from_message(self, message, position_order: Order, *, batch_id: str | None = None) -> Verdict:
         """Parse a Messages API response into a Verdict whose winner names a/b."""
@@ -241,10 +282,18 @@ class AnthropicJudge:
                 return fn()
             except anthropic.AnthropicError as err:
                 reason = self._scrub(_describe(err))
+                rate_limited, hinted = _rate_limit(err)
+                info = {
+                    "rate_limited": rate_limited,
+                    "retry_after": hinted,
+                    "status": getattr(err, "status_code", None),
+                }
                 if not _retryable(err):
-                    raise JudgeError(f"{what} failed: {reason}") from None
+                    raise JudgeCallError(f"{what} failed: {reason}", **info) from None
                 if attempt == self.max_attempts:
-                    raise JudgeError(f"{what} failed after {attempt} attempts: {reason}") from None
+                    raise JudgeCallError(
+                        f"{what} failed after {attempt} attempts: {reason}", **info
+                    ) from None
                 delay = self._delay(attempt, err)
                 logger.warning(
                     "%s: %s; retrying in %.1fs (attempt %d of %d)",
@@ -258,11 +307,14 @@ class AnthropicJudge:
         raise AssertionError("unreachable")
 
     def _delay(self, attempt: int, err: Exception) -> float:
-        """The server's retry-after when it gives one, else base_delay * 2^(attempt-1); capped at max_delay."""
-        response = getattr(err, "response", None)
-        hinted = _retry_after(response.headers) if response is not None else None
-        delay = hinted if hinted is not None else self.base_delay * 2 ** (attempt - 1)
-        return min(max(delay, 0.0), self.max_delay)
+        """The server's retry-after when it gives a usable one (up to MAX_RETRY_AFTER, even beyond max_delay),
+        else base_delay * 2^(attempt-1) capped at max_delay; plus up to `jitter` of it, so clients spread out."""
+        _, hinted = _rate_limit(err)
+        if hinted is not None:
+            delay = min(hinted, MAX_RETRY_AFTER)
+        else:
+            delay = min(self.base_delay * 2 ** (attempt - 1), self.max_delay)
+        return delay * (1 + self.jitter * self.rng.random()) if self.jitter else delay
 
     def _scrub(self, text: str) -> str:
         """Keep the API key out of anything PrefLab shows or logs, whatever a server echoes back."""
@@ -357,9 +409,27 @@ class AnthropicJudge:
         poll_interval: float = 30.0,
         timeout: float = 26 * 3600.0,
         progress: Callable[[int, int], None] | None = None,
+        on_submit: Callable[[str], None] | None = None,
     ) -> dict[str, PairVerdict]:
-        """Submit, poll through the injected sleep until the batch ends, then ingest its results."""
+        """Submit, poll through the injected sleep until the batch ends, then ingest its results.
+
+        `on_submit(batch_id)` runs as soon as the batch exists, before any wait: store the id there, so a
+        killed run can resume the batch with `wait_batch` instead of paying for a second one.
+        """
         batch_id = self.submit_batch(items)
+        if on_submit is not None:
+            on_submit(batch_id)
+        return self.wait_batch(batch_id, poll_interval=poll_interval, timeout=timeout, progress=progress)
+
+    def wait_batch(
+        self,
+        batch_id: str,
+        *,
+        poll_interval: float = 30.0,
+        timeout: float = 26 * 3600.0,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, PairVerdict]:
+        """Poll an existing batch through the injected sleep until it ends, then ingest its results."""
         waited = 0.0
         while True:
             batch = self._retrieve(batch_id)
@@ -381,16 +451,26 @@ class AnthropicJudge:
 
 
 def _retry_after(headers) -> float | None:
-    """Seconds from retry-after-ms or retry-after (seconds or an HTTP date), None when absent or unparsable."""
+    """Positive seconds from retry-after-ms or retry-after (seconds or an HTTP date); None when absent, in the
+    past, or malformed in any way (a header from the network must never crash the judge)."""
     try:
-        return float(headers["retry-after-ms"]) / 1000
-    except (KeyError, TypeError, ValueError):
+        ms = _finite(float(headers["retry-after-ms"]) / 1000)
+        if ms is not None:
+            return ms
+    except Exception:
         pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
     try:
-        return float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        return None if parsed is None else float(email.utils.mktime_tz(parsed) - time.time())
+        value = str(headers.get("retry-after") or "").strip()
+        if not value:
+            return None
+        try:
+            return _finite(float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_tz(value)
+            return None if parsed is None else _finite(float(email.utils.mktime_tz(parsed) - time.time()))
+    except Exception:  # out-of-range dates, odd types: fall back to PrefLab's own backoff
+        return None
+
+
+def _finite(seconds: float) -> float | None:
+    return seconds if math.isfinite(seconds) and seconds > 0 else None

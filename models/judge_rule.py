@@ -9,7 +9,7 @@ from models.judge_rubric import rubric_hash
 from models.judge_types import Messages, Order, PairVerdict, Verdict
 
 RULES = (
-    "rule-based judge v1: format (Severity/Summary/Next steps with 2-4 bullets, nothing else) 0.4, "
+    "rule-based judge v2 (abstains without a gold severity): format (Severity/Summary/Next steps with 2-4 bullets, nothing else) 0.4, "
     "severity vs gold (exact 1, off by one 0.5 or 0.4 when under-rated, off by two 0.2) 0.4, "
     "one-sentence summary 0.1, brevity (full marks up to 80 words, none from 240) 0.1; "
     "weights renormalised without gold; tie within 0.02"
@@ -127,6 +127,14 @@ class RuleJudge:
     label = "rule-based judge"
     model = None
     rubric_hash = rubric_hash(RULES)
+    abstain_reason = (
+        "the rule-based judge only judges incident-triage answers against a gold severity, "
+        "and this prompt has none."
+    )
+
+    def applies(self, gold) -> bool:
+        """Only pairs whose prompt has a gold severity it understands: elsewhere its scores are noise."""
+        return gold_severity(gold) is not None
 
     def judge_order(
         self,

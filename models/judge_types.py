@@ -9,7 +9,7 @@ from typing import Literal
 Messages = list[dict]
 Winner = Literal["a", "b", "tie"]
 Order = Literal["ab", "ba"]
-PairStatus = Literal["ok", "unsure", "failed"]
+PairStatus = Literal["ok", "unsure", "failed", "abstained"]
 
 WINNERS = ("a", "b", "tie")
 ORDERS = ("ab", "ba")
@@ -79,7 +79,10 @@ class Verdict:
 
 @dataclass
 class PairVerdict:
-    """Both orders of one pair combined: a suggestion only when the judge is position-consistent."""
+    """Both orders of one pair combined: a suggestion only when the judge is position-consistent.
+
+    'abstained': the judge does not apply to this pair (nothing is asked, stored or suggested).
+    """
 
     ab: Verdict | None
     ba: Verdict | None
@@ -87,9 +90,20 @@ class PairVerdict:
     suggestion: Winner | None
     rationale: str
     error: str | None = None
+    # A failure the API asked to slow down for (HTTP 429/529): pause judging, for retry_after seconds if given.
+    rate_limited: bool = False
+    retry_after: float | None = None
 
     @classmethod
-    def combine(cls, ab: Verdict | None, ba: Verdict | None, *, error: str | None = None) -> PairVerdict:
+    def combine(
+        cls,
+        ab: Verdict | None,
+        ba: Verdict | None,
+        *,
+        error: str | None = None,
+        rate_limited: bool = False,
+        retry_after: float | None = None,
+    ) -> PairVerdict:
         """Combine the A-first and B-first verdicts; a missing one makes the pair 'failed'."""
         for verdict, order in ((ab, "ab"), (ba, "ba")):
             if verdict is not None and verdict.position_order != order:
@@ -99,11 +113,16 @@ class PairVerdict:
         if ab is None or ba is None:
             missing = " and ".join(o for v, o in ((ab, "ab"), (ba, "ba")) if v is None)
             reason = one_line(error) if error else f"no verdict for order {missing}"
-            return cls(ab, ba, "failed", None, "", reason)
+            return cls(ab, ba, "failed", None, "", reason, rate_limited, retry_after)
         if ab.winner == ba.winner:
             return cls(ab, ba, "ok", ab.winner, ab.rationale, None)
         both = f"Asked with A shown first: {ab.rationale}\n\nAsked with B shown first: {ba.rationale}"
         return cls(ab, ba, "unsure", None, both, None)
+
+    @classmethod
+    def abstain(cls, reason: str) -> PairVerdict:
+        """The judge does not apply to this pair: no verdict and no suggestion, only why."""
+        return cls(None, None, "abstained", None, "", one_line(reason))
 
     @property
     def confidence(self) -> float | None:
@@ -114,6 +133,8 @@ class PairVerdict:
 
     def display(self) -> tuple[str, str]:
         """(headline, rationale) strings for the Annotate tab."""
+        if self.status == "abstained":
+            return f"no judge applies: {self.error}", ""
         if self.status == "failed":
             return f"judge failed: {one_line(self.error or 'unknown error')}", ""
         if self.status == "unsure":

@@ -21,6 +21,7 @@ from .arena_queries import ArenaQueries
 from .data_queries import DataQueries
 from .eval_queries import EvalQueries
 from .import_queries import ImportQueries
+from .judge_queries import JudgeQueries
 from .queries import Queries
 from .queue_queries import QueueQueries
 from .stats_queries import StatsQueries
@@ -105,6 +106,7 @@ def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
 class Store(
     Queries,
     WorkQueries,
+    JudgeQueries,
     QueueQueries,
     ImportQueries,
     StatsQueries,

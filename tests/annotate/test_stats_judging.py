@@ -151,10 +151,14 @@ class FakeBatchJudge(RuleJudge):
         super().__init__()
         self.calls = []
 
-    def run_batch(self, items, *, poll_interval, progress=None):
+    def wait_batch(self, batch_id, *, poll_interval, progress=None):
+        raise AssertionError("nothing to resume")
+
+    def run_batch(self, items, *, poll_interval, progress=None, on_submit=None):
         from dataclasses import replace
 
         self.calls.append([i.custom_id for i in items])
+        on_submit("msgbatch_1")
         out = {}
         for item in items:
             verdict = self.judge_pair(item.prompt, item.a, item.b, gold=item.gold)

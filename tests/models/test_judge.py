@@ -22,6 +22,7 @@ from models.judge import (
     make_judge,
     rubric_hash,
 )
+from models.judge_anthropic import MAX_RETRY_AFTER
 
 
 def test_judge_pair_sends_exactly_two_requests_with_the_responses_swapped():
@@ -106,14 +107,15 @@ def test_rate_limit_is_retried_after_the_servers_retry_after():
     assert len(api.calls) == 3
 
 
-def test_retry_after_is_capped_and_backoff_is_exponential():
+def test_retry_after_is_honoured_beyond_max_delay_up_to_a_ceiling_and_backoff_is_exponential():
     api = FakeAPI(default=verdict()).enqueue(
         error(429, "rate_limit_error", headers={"retry-after": "3600"}),
         error(529, "overloaded_error"),
         error(503, "api_error"),
     )
     api.judge(max_delay=5.0, base_delay=1.0).judge_order(PROMPT, GOOD, WEAK)
-    assert api.sleeps == [5.0, 2.0, 4.0]
+    # max_delay caps PrefLab's own backoff; the server's word is honoured up to MAX_RETRY_AFTER.
+    assert api.sleeps == [MAX_RETRY_AFTER, 2.0, 4.0]
 
 
 @pytest.mark.parametrize(
@@ -185,7 +187,9 @@ def test_key_echoed_in_an_error_is_neither_logged_nor_raised(caplog, key):
     api = FakeAPI(default=error(400, "invalid_request_error", f"bad header {key}"))
     api.enqueue(error(500, "api_error", f"upstream said {key}"))
     with pytest.raises(JudgeError, match=r"HTTP 400\): bad header \[redacted\]") as info:
-        AnthropicJudge(api.client(key), rubric="r", sleep=api.sleep).judge_order(PROMPT, GOOD, WEAK)
+        AnthropicJudge(api.client(key), rubric="r", sleep=api.sleep, jitter=0.0).judge_order(
+            PROMPT, GOOD, WEAK
+        )
     assert any("upstream said [redacted]; retrying in 1.0s" in r.getMessage() for r in caplog.records)
     assert all("FAKE-KEY" not in r.getMessage() for r in caplog.records)
     assert "FAKE-KEY" not in str(info.value)
@@ -244,7 +248,11 @@ def test_make_judge_uses_a_given_client_and_sleep():
     api = FakeAPI(default=error(500))
     judge = make_judge("anthropic", client=api.client(), sleep=api.sleep, rubric="r")
     assert judge.judge_pair(PROMPT, GOOD, WEAK).status == "failed"
-    assert api.sleeps == [1.0, 2.0, 4.0, 8.0]
+    # Exponential backoff with up to 10% jitter by default, so several processes do not retry in step.
+    assert len(api.sleeps) == 4
+    assert all(
+        step <= slept <= step * 1.1 for slept, step in zip(api.sleeps, [1.0, 2.0, 4.0, 8.0], strict=True)
+    )
 
 
 def test_default_rubric_comes_from_the_data_file_when_present(monkeypatch, tmp_path):

@@ -112,4 +112,5 @@ class FakeAPI:
     def judge(self, **kw) -> AnthropicJudge:
         """An AnthropicJudge on this fake with the recording sleep and a fixed rubric."""
         kw.setdefault("rubric", "Prefer the correct severity. Then prefer brevity.")
+        kw.setdefault("jitter", 0.0)  # exact sleeps; tests of the jitter ask for it
         return AnthropicJudge(self.client(), sleep=self.sleep, **kw)
