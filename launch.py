@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,7 +17,9 @@ from progress import Bar
 
 log = logging.getLogger("preflab")
 
-EXIT_OK, EXIT_USER = 0, 2
+EXIT_OK, EXIT_USER, EXIT_INTERRUPTED = 0, 2, 130
+# Commands that run a job: SIGTERM stops them like Ctrl-C (job row cancelled, stored work kept, one line).
+JOB_COMMANDS = frozenset({"generate", "judge", "eval", "train", "sft"})
 
 # Commands whose feature lands with a later issue: the one line they print until then.
 
@@ -158,7 +162,6 @@ def _add_pending(sub) -> None:
     p.add_argument("--format", choices=["jsonl", "parquet"])
     p.add_argument("--output", metavar="PATH")
     p.add_argument("--hub", metavar="ORG/NAME")
-    p.add_argument("--private", action="store_true")
     p.add_argument("--dry-run", metavar="DIR")
     p.add_argument("--adapter", metavar="RUN")
     from annotate.data_cli import add_export_arguments
@@ -410,13 +413,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "serve"
     if args.command is None:  # `python launch.py` alone serves with the defaults
         args = build_parser().parse_args([*argv, "serve"])
+    previous = _stop_on_sigterm() if command in JOB_COMMANDS else None
     try:
         return COMMANDS[command](args)
     except PrefLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
-        return 130
+        print(
+            "interrupted: stopped cleanly, what was stored is kept; run the same command again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm():
+    """Turn SIGTERM into KeyboardInterrupt for this command; returns the handler to restore (None: not set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(_signum, _frame):
+        # Once: a second SIGTERM during the clean-up must not interrupt the clean-up itself.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":

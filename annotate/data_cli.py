@@ -32,7 +32,13 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ORG/NAME",
         help="publish to this Hugging Face repo (dataset, or model with --adapter)",
     )
-    add("--private", action="store_true", help="create the Hub repo as private")
+    add("--public", action="store_true", help="create the Hub repo as public (default: private)")
+    add("--private", action="store_true", help="the default: create the Hub repo as private")
+    add(
+        "--real-names",
+        action="store_true",
+        help="keep annotators' logins in the export (default: stable pseudonyms, annotator-<hmac>)",
+    )
     add("--dry-run", metavar="DIR", help="write exactly the folder that would be uploaded, then stop")
     add("--adapter", metavar="RUN", help="publish run RUN's trained adapter with a model card (needs --hub)")
     add(
@@ -81,6 +87,9 @@ def cmd_export(args: argparse.Namespace, ctx) -> int:
     license = getattr(args, "license", None)
     if repo:
         hub.check_repo_id(repo)
+    private = _private(args)
+    real_names = bool(getattr(args, "real_names", False))
+    shown = "private" if private else "public"
     if getattr(args, "adapter", None) is not None:
         run_id = _run_id(args.adapter)
         if not repo and not dry_run:
@@ -93,9 +102,9 @@ def cmd_export(args: argparse.Namespace, ctx) -> int:
             print(f"dry run: {folder.summary()}; nothing uploaded")
             return EXIT_OK
         _, url = hub.publish_adapter(
-            store, run_id, repo, private=args.private, dataset_repo=dataset_repo, license=license
+            store, run_id, repo, private=private, dataset_repo=dataset_repo, license=license
         )
-        print(f"published run #{run_id}'s adapter to {repo}{' (private)' if args.private else ''}: {url}")
+        print(f"published run #{run_id}'s adapter to {repo} ({shown}): {url}")
         return EXIT_OK
     filters = filters_from_args(args)
     if repo or dry_run:
@@ -107,24 +116,35 @@ def cmd_export(args: argparse.Namespace, ctx) -> int:
                 dry_run,
                 filters,
                 name=repo or DEFAULT_DATASET_NAME,
-                private=args.private,
+                private=private,
                 license=license or "other",
+                real_names=real_names,
             )
             print(f"dry run: {folder.summary()}; nothing uploaded")
             return EXIT_OK
         folder, url = hub.publish_dataset(
-            store, repo, filters, private=args.private, license=license or "other"
+            store, repo, filters, private=private, license=license or "other", real_names=real_names
         )
         rows = ", ".join(f"{s} {n}" for s, n in folder.rows.items())
-        print(f"published {rows} to {repo}{' (private)' if args.private else ''}: {url}")
+        print(f"published {rows} to {repo} ({shown}): {url}")
         return EXIT_OK
     if not getattr(args, "output", None):
         raise UserInputError(
             "export needs --output PATH (.jsonl or .parquet), or --hub ORG/NAME, or --dry-run DIR"
         )
-    report = export_dataset(store, args.output, format=getattr(args, "format", None), filters=filters)
+    report = export_dataset(
+        store, args.output, format=getattr(args, "format", None), filters=filters, real_names=real_names
+    )
     print(report.summary())
     return EXIT_OK
+
+
+def _private(args: argparse.Namespace) -> bool:
+    """Hub repos are private unless --public; --private stays accepted (it is the default)."""
+    public = bool(getattr(args, "public", False))
+    if public and getattr(args, "private", False):
+        raise UserInputError("give --public or --private, not both (private is the default)")
+    return not public
 
 
 def _run_id(value) -> int:

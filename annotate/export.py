@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -185,12 +187,51 @@ def filter_frame(frame: pd.DataFrame, filters: ExportFilters) -> tuple[pd.DataFr
     return frame, dropped
 
 
-def select(store: Store, filters: ExportFilters | None = None) -> Selection:
-    """The confirmed triples the filters keep, as export records."""
+def select(
+    store: Store,
+    filters: ExportFilters | None = None,
+    *,
+    real_names: bool = False,
+    secret: bytes | None = None,
+) -> Selection:
+    """The confirmed triples the filters keep, as export records; people's logins pseudonymised unless `real_names`."""
     filters = filters or ExportFilters()
     frame = store.export_frame()
-    kept, dropped = filter_frame(frame, filters)
+    kept, dropped = filter_frame(frame, filters)  # filters name logins, so they run before the pseudonyms
+    if not real_names:
+        kept = pseudonymised(kept, secret if secret is not None else store_secret(store))
     return Selection(to_records(kept), len(frame), dropped, kept)
+
+
+# -- pseudonyms -------------------------------------------------------------------------------
+
+
+def pseudonym(secret: bytes, login: str) -> str:
+    """A stable stand-in for a person's login: an HMAC under the install secret, so no one can reverse it."""
+    digest = hmac.new(secret, f"annotator:{login}".encode(), hashlib.sha256).hexdigest()
+    return f"annotator-{digest[:12]}"
+
+
+def pseudonymised(frame: pd.DataFrame, secret: bytes) -> pd.DataFrame:
+    """`frame` with human annotators' logins replaced; judges and imported datasets are not people."""
+    if frame.empty:
+        return frame
+    frame = frame.copy()
+    human = frame["source"] == "human"
+    frame.loc[human, "annotator"] = [pseudonym(secret, str(a)) for a in frame.loc[human, "annotator"]]
+    return frame
+
+
+def store_secret(store: Store) -> bytes:
+    """The install secret of the home the store's database lives in (a throwaway one for an in-memory store)."""
+    from settings import Paths
+
+    path = getattr(store, "path", None)
+    if not path or str(path) == ":memory:":
+        import secrets
+
+        return secrets.token_bytes(32)
+    return Paths(Path(path).parent).install_secret()
 
 
 def to_records(frame: pd.DataFrame) -> list[dict]:
@@ -336,13 +377,15 @@ def export_dataset(
     *,
     format: str | None = None,
     filters: ExportFilters | None = None,
+    real_names: bool = False,
+    secret: bytes | None = None,
 ) -> ExportReport:
-    """Write the filtered triples to one JSONL or Parquet file (atomically)."""
+    """Write the filtered triples to one JSONL or Parquet file (atomically); logins pseudonymised unless `real_names`."""
     fmt = export_format(output, format)
     path = Path(output).expanduser()
     if path.is_dir():
         raise UserInputError(f"{path} is a folder; give a file name ending in .{fmt}")
-    chosen = select(store, filters)
+    chosen = select(store, filters, real_names=real_names, secret=secret)
     if not chosen.records:
         raise UserInputError(nothing_to_export(chosen, filters or ExportFilters()))
     (write_jsonl if fmt == "jsonl" else write_parquet)(chosen.records, path)

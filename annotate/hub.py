@@ -7,14 +7,22 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from errors import PrefLabError, UserInputError
 from store.queries import SPLITS
 
-from .export import ExportFilters, arrow_table, nothing_to_export, select, write_atomic
+from .export import (
+    ExportFilters,
+    arrow_table,
+    nothing_to_export,
+    pseudonym,
+    select,
+    store_secret,
+    write_atomic,
+)
 from .export_cards import dataset_card, looks_local, mask_secrets, size_category
 from .export_model_card import model_card
 
@@ -77,15 +85,22 @@ def build_dataset_folder(
     filters: ExportFilters | None = None,
     *,
     name: str,
-    private: bool = False,
+    private: bool = True,
     license: str = "other",
     pretty_name: str | None = None,
+    real_names: bool = False,
+    secret: bytes | None = None,
 ) -> HubFolder:
-    """Write what the Hub expects for a dataset: data/<split>-00000-of-00001.parquet and a README.md card."""
+    """Write what the Hub expects for a dataset: data/<split>-00000-of-00001.parquet and a README.md card.
+
+    People's logins become stable pseudonyms (an HMAC under the install secret) unless `real_names`.
+    """
     import pyarrow.parquet as pq
 
     filters = filters or ExportFilters()
-    chosen = select(store, filters)
+    if not real_names:
+        secret = secret if secret is not None else store_secret(store)
+    chosen = select(store, filters, real_names=real_names, secret=secret)
     if not chosen.records:
         raise UserInputError(nothing_to_export(chosen, filters))
     root = _empty_folder(out_dir)
@@ -99,6 +114,8 @@ def build_dataset_folder(
         path = root / "data" / f"{split}-00000-of-00001.parquet"
         write_atomic(path, lambda tmp, table=table: pq.write_table(table, tmp))
         splits.append((split, len(records), int(table.nbytes), path.stat().st_size))
+    if not real_names and filters.annotators:  # the card describes the filters: no login there either
+        filters = replace(filters, annotators=tuple(pseudonym(secret, a) for a in filters.annotators))
     card = _dataset_card(store, chosen, filters, splits, name=name, license=license, pretty_name=pretty_name)
     write_atomic(root / "README.md", lambda tmp: tmp.write_text(card, encoding="utf-8"))
     folder = HubFolder(root, "dataset", _listing(root), {s: n for s, n, _, _ in splits})
@@ -317,17 +334,24 @@ def publish_dataset(
     repo_id: str,
     filters: ExportFilters | None = None,
     *,
-    private: bool = False,
+    private: bool = True,
     api: Any = None,
     token: str | None = None,
     license: str = "other",
+    real_names: bool = False,
 ) -> tuple[HubFolder, str]:
-    """Build the dataset folder in a temporary place and push it; returns the folder listing and the URL."""
+    """Build the dataset folder in a temporary place and push it (private unless asked); returns it and the URL."""
     check_repo_id(repo_id)
     token = require_token(token if token is not None else hub_token())
     with tempfile.TemporaryDirectory(prefix="preflab-hub-") as tmp:
         folder = build_dataset_folder(
-            store, Path(tmp) / "dataset", filters, name=repo_id, private=private, license=license
+            store,
+            Path(tmp) / "dataset",
+            filters,
+            name=repo_id,
+            private=private,
+            license=license,
+            real_names=real_names,
         )
         url = push_dataset(
             api if api is not None else make_hf_api(), repo_id, folder.path, private=private, token=token
@@ -340,7 +364,7 @@ def publish_adapter(
     run_id: int,
     repo_id: str,
     *,
-    private: bool = False,
+    private: bool = True,
     api: Any = None,
     token: str | None = None,
     dataset_repo: str | None = None,

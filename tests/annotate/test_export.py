@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from annotate.export import ExportFilters, export_dataset, select
+from annotate.export import ExportFilters, export_dataset, pseudonym, select, store_secret
 from errors import UserInputError
 from store import Store, VerdictRow
 
@@ -114,7 +114,7 @@ def test_records_are_trl_conversational_with_provenance(seeded):
     assert first["rejected"] == [{"role": "assistant", "content": "no idea about 0"}]
     assert (first["source"], first["annotator"], first["decision"], first["override"]) == (
         "human",
-        "alice",
+        pseudonym(store_secret(seeded), "alice"),  # people's logins are pseudonymised by default
         "a",
         False,
     )
@@ -293,3 +293,24 @@ def test_dpo_trainer_runs_one_step_on_the_exported_file(seeded, tmp_path):
     result = trainer.train()
     assert result.global_step == 1
     assert torch.isfinite(torch.tensor(result.training_loss))
+
+
+def test_annotator_logins_are_pseudonymised_stably_unless_real_names(seeded, tmp_path):
+    rows = by_pair(select(seeded, ExportFilters(ties="keep")).records)
+    alice, bob = rows[1]["annotator"], rows[3]["annotator"]
+    assert alice.startswith("annotator-") and bob.startswith("annotator-") and alice != bob
+    assert rows[2]["annotator"] == rows[6]["annotator"] == alice  # one person, one pseudonym
+    assert (rows[5]["annotator"], rows[7]["annotator"]) == ("judge:rule", "public_prefs.jsonl")  # not people
+    assert by_pair(select(seeded).records)[1]["annotator"] == alice  # stable: an HMAC with the install secret
+    assert by_pair(select(seeded, secret=b"another install".ljust(32)).records)[1]["annotator"] != alice
+    assert by_pair(select(seeded, real_names=True).records)[1]["annotator"] == "alice"
+    # The filter still takes the login.
+    assert sorted(r["pair_id"] for r in select(seeded, ExportFilters(annotators=("alice",))).records) == [
+        1,
+        2,
+        6,
+    ]
+    path = tmp_path / "prefs.jsonl"
+    export_dataset(seeded, path, filters=ExportFilters(ties="keep"))
+    written = {json.loads(line)["annotator"] for line in path.read_text().splitlines()}
+    assert {alice, bob} <= written and not {"alice", "bob"} & written

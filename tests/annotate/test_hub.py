@@ -12,7 +12,7 @@ import yaml
 
 from annotate import hub
 from annotate.data_cli import cmd_export
-from annotate.export import ExportFilters
+from annotate.export import ExportFilters, pseudonym, store_secret
 from errors import PrefLabError, UserInputError
 from tests.annotate.test_export import seed_store
 
@@ -52,7 +52,8 @@ def front_matter(text: str) -> dict:
 
 def export_args(**kw) -> Namespace:
     base = dict(
-        format=None, output=None, hub=None, private=False, dry_run=None, adapter=None, source=None,
+        format=None, output=None, hub=None, private=False, public=False, real_names=False, dry_run=None,
+        adapter=None, source=None,
         annotator=None, since=None, until=None, agreement="any", ties="drop", license=None, dataset_repo=None,
     )  # fmt: skip
     return Namespace(**{**base, **kw})
@@ -144,7 +145,8 @@ def test_dataset_card_yaml_and_body(seeded, tmp_path, secrets_env):
     assert "/home/alice" not in card
     rubric = seed_rubric_hash()
     assert f"| rule | - | {rubric} |" in body and f"Rubric `{rubric}` (excerpt)" in body
-    assert "| human | alice | 3 |" in body and "| import | public_prefs.jsonl | 2 |" in body
+    alice = pseudonym(store_secret(seeded), "alice")  # logins are pseudonymised by default
+    assert f"| human | {alice} | 3 |" in body and "| import | public_prefs.jsonl | 2 |" in body
     assert "| suggestion shown | 2 | 0.5 |" in body  # alice followed 1 of 2 shown suggestions
     assert "Override rate (human decided against a shown suggestion): 0.5" in body
     assert "ties and both-bad labels are **dropped** (2 left out)" in body
@@ -327,3 +329,46 @@ def test_adapter_errors(seeded, tmp_path):
         cmd_export(export_args(adapter="1"), SimpleNamespace(store=seeded))
     with pytest.raises(UserInputError, match="run id"):
         cmd_export(export_args(adapter="latest", hub="acme/x"), SimpleNamespace(store=seeded))
+
+
+# -- privacy defaults ---------------------------------------------------------------------------
+
+
+def test_hub_repos_are_private_unless_public(seeded, tmp_path, secrets_env, fake_api, capsys):
+    ctx = SimpleNamespace(store=seeded)
+    assert cmd_export(export_args(hub="acme/prefs"), ctx) == 0
+    assert fake_api.calls[0][1]["private"] is True
+    assert "(private)" in capsys.readouterr().out
+    fake_api.calls.clear()
+    assert cmd_export(export_args(hub="acme/prefs", public=True), ctx) == 0
+    assert fake_api.calls[0][1]["private"] is False
+    assert "(public)" in capsys.readouterr().out
+    with pytest.raises(UserInputError, match="--public"):
+        cmd_export(export_args(hub="acme/prefs", public=True, private=True), ctx)
+    run_id = make_run(seeded, tmp_path, with_eval=False)
+    fake_api.calls.clear()
+    assert cmd_export(export_args(adapter=str(run_id), hub="acme/dpo"), ctx) == 0
+    assert fake_api.calls[0][1]["private"] is True
+
+
+def test_the_dataset_card_and_files_name_pseudonyms_unless_real_names(seeded, tmp_path, fake_api):
+    import pyarrow.parquet as pq
+
+    ctx = SimpleNamespace(store=seeded)
+    dry = tmp_path / "dry"
+    args = dict(hub="acme/prefs", ties="keep", annotator=["alice", "bob"])
+    assert cmd_export(export_args(dry_run=str(dry), **args), ctx) == 0
+    card = (dry / "README.md").read_text(encoding="utf-8")
+    names = set(pq.read_table(dry / "data" / "train-00000-of-00001.parquet").column("annotator").to_pylist())
+    assert names and all(n.startswith("annotator-") for n in names), names
+    rows_about_people = [line for line in card.splitlines() if "| human |" in line or "Filters:" in line]
+    assert rows_about_people and not any("alice" in r or "bob" in r for r in rows_about_people)
+    assert all(n in card for n in names)
+    # The same install gives the same pseudonyms on every export; --real-names keeps the logins.
+    again = tmp_path / "again"
+    assert cmd_export(export_args(dry_run=str(again), **args), ctx) == 0
+    assert (again / "README.md").read_text(encoding="utf-8") == card
+    real = tmp_path / "real"
+    assert cmd_export(export_args(dry_run=str(real), real_names=True, **args), ctx) == 0
+    real_names = pq.read_table(real / "data" / "train-00000-of-00001.parquet").column("annotator").to_pylist()
+    assert {"alice", "bob"} <= set(real_names)
