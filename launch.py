@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from errors import PrefLabError, UserInputError
-from progress import Bar
+from progress import STOP, Bar
 
 log = logging.getLogger("preflab")
 
@@ -413,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command or "serve"
     if args.command is None:  # `python launch.py` alone serves with the defaults
         args = build_parser().parse_args([*argv, "serve"])
-    previous = _stop_on_sigterm() if command in JOB_COMMANDS else None
+    previous = _stop_on_signals() if command in JOB_COMMANDS else None
     try:
         return COMMANDS[command](args)
     except PrefLabError as exc:
@@ -427,20 +427,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     finally:
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            STOP.clear()
 
 
-def _stop_on_sigterm():
-    """Turn SIGTERM into KeyboardInterrupt for this command; returns the handler to restore (None: not set)."""
+def _stop_on_signals() -> dict | None:
+    """Ctrl-C and SIGTERM stop a job command at its next progress report (outside any database write); a second
+    one stops it at once. Returns the handlers to restore (None off the main thread, where none can be set)."""
     if threading.current_thread() is not threading.main_thread():
         return None
 
-    def interrupt(_signum, _frame):
-        # Once: a second SIGTERM during the clean-up must not interrupt the clean-up itself.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt
+    def stop(_signum, _frame):
+        if STOP.is_set():
+            raise KeyboardInterrupt
+        STOP.set()
 
-    return signal.signal(signal.SIGTERM, interrupt)
+    return {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
 if __name__ == "__main__":

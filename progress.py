@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 log = logging.getLogger("preflab.progress")
+
+# Set by the CLI's Ctrl-C / SIGTERM handler. The next progress report, a point outside any database
+# transaction, raises KeyboardInterrupt: the job stops cleanly instead of in the middle of a write.
+STOP = threading.Event()
+
+
+def check_stop() -> None:
+    """Raise KeyboardInterrupt when the CLI was asked to stop."""
+    if STOP.is_set():
+        raise KeyboardInterrupt
 
 
 class Bar:
@@ -22,6 +33,7 @@ class Bar:
         self.logged_tenth = -1
 
     def __call__(self, done: int, total: int | None) -> None:
+        check_stop()
         total = total or done
         if self.bar.disable:
             tenth = 10 * done // total if total else 10

@@ -65,6 +65,7 @@ def cmd_train(args: argparse.Namespace, ctx) -> int:
     """Run one DPO training to the end, with a bar on a terminal; PrefLabError propagates as one line."""
     from tqdm import tqdm
 
+    from progress import check_stop
     from train.service import run_training
 
     cfg = config_from_args(args)
@@ -73,6 +74,7 @@ def cmd_train(args: argparse.Namespace, ctx) -> int:
     phase = {"name": None}
 
     def progress(p) -> None:
+        check_stop()  # Ctrl-C / SIGTERM: stop here, where no database write is under way
         if p.phase != phase["name"]:
             phase["name"] = p.phase
             bar.set_description({"reference": "ref log-probs", "training": "dpo"}.get(p.phase, p.phase))
