@@ -49,6 +49,48 @@ def build_app(ctx: Context) -> gr.Blocks:
     return demo
 
 
+# Gradio's own cap (`max_size`) counts every waiting call of every event: 256 calls of one slow event made every vote
+# fail with "queue full". Instead there is no global cap; each event runs in its own lane (slow ones one at a time,
+# votes many at once) and one user (the login, else the browser session) may keep only a few calls of one lane
+# waiting, so a flood of slow calls is refused to its sender and never reaches the votes.
+VOTE_LANES = frozenset({"votes", "arena-votes"})
+PENDING_PER_USER = 4
+PENDING_PER_USER_VOTES = 32
+
+
+def configure_queue(demo: gr.Blocks) -> gr.Blocks:
+    """No global queue cap; per-user, per-lane caps on waiting calls (see VOTE_LANES above)."""
+    demo.queue(default_concurrency_limit=1, max_size=None)
+    queue = demo._queue  # Gradio has no per-user cap: its one entry point for every call is wrapped instead
+    push = queue.push
+
+    async def capped_push(body, request, username):
+        fn = demo.fns.get(body.fn_index) if body.fn_index is not None else None
+        if fn is not None:
+            lane = fn.concurrency_id
+            limit = PENDING_PER_USER_VOTES if lane in VOTE_LANES else PENDING_PER_USER
+            if _pending(queue, lane, username or body.session_hash) >= limit:
+                return (
+                    False,
+                    f"you already have {limit} calls of this action waiting; wait for them to finish",
+                    "queue_full",
+                )
+        return await push(body, request, username)
+
+    queue.push = capped_push
+    return demo
+
+
+def _pending(queue, lane: str, who: str | None) -> int:
+    """Calls of one lane that `who` has waiting or running."""
+    if who is None:
+        return 0
+    lane_queue = queue.event_queue_per_concurrency_id.get(lane)
+    waiting = list(lane_queue.queue) if lane_queue is not None else []
+    running = [e for batch in queue.active_jobs if batch for e in batch if e.concurrency_id == lane]
+    return sum(1 for e in waiting + running if (e.username or e.session_hash) == who)
+
+
 def launch_app(ctx: Context, *, host: str, port: int, auth=None, block: bool = True) -> gr.Blocks:
     """Serve the app; `head`, `css` go to launch() in Gradio 6."""
     from annotate.import_limits import MAX_UPLOAD_BYTES
@@ -57,8 +99,7 @@ def launch_app(ctx: Context, *, host: str, port: int, auth=None, block: bool = T
     paths = ctx.cfg.paths
     paths.served.mkdir(parents=True, exist_ok=True)
     demo = build_app(ctx)
-    # Several annotators vote at once: the queue must not serialise them behind one worker.
-    demo.queue(default_concurrency_limit=1, max_size=256)
+    configure_queue(demo)
     demo.launch(
         server_name=host,
         server_port=port,
