@@ -76,6 +76,7 @@ def test_a_logged_in_user_downloads_nothing_from_the_home_but_charts_load(tmp_pa
             chart = http.get(charts[0]["url"])
             assert chart.status_code == 200 and chart.content.startswith(b"\x89PNG"), user
             wal = home / "preflab.duckdb.wal"
+            assert wal.is_file()  # the serving process has written since it opened the database
             private = [
                 home / "preflab.duckdb",
                 wal,
