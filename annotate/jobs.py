@@ -255,3 +255,13 @@ def job_line(job, runner: JobRunner | None = None) -> str | None:
     holder = runner.waiting_for(job.id) if runner is not None else None
     using = f" (job #{holder} is using it)" if holder is not None else ""
     return f"Job #{job.id} waiting for the device{using}"
+
+
+def cancel_job(
+    ctx, username: str | None, kind: str, *, where: Callable[[object], bool] | None = None
+) -> int | None:
+    """Admin only: cancel the newest active job of `kind` (matching `where`), waiting or running; its id or None."""
+    from access import Role
+
+    ctx.access.require(username, Role.ADMIN)
+    return ctx.jobs.cancel_latest(kind, where=where)

@@ -123,7 +123,11 @@ class AnnotateService:
         if job is None:
             return JobStatus(None, "none", 0, None, "No generation job yet.")
         total = job.total or 0
-        if job.active:
+        if job.status == "queued":
+            from annotate.jobs import job_line
+
+            text = job_line(job, self.ctx.jobs)
+        elif job.active:
             text = f"Generating: {job.progress}/{total or '?'} responses (job #{job.id})"
         elif job.status == "done":
             result = job.result or {}

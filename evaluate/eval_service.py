@@ -409,7 +409,11 @@ def eval_job_status(store) -> dict:
     if job is None:
         return {"job_id": None, "status": "none", "eval_run_id": None, "text": "No eval job yet."}
     run_id = (job.result or {}).get("eval_run_id")
-    if job.active:
+    if job.status == "queued":
+        from annotate.jobs import job_line
+
+        text = job_line(job)
+    elif job.active:
         text = f"Evaluating: {job.progress}/{job.total or '?'} steps (job #{job.id})"
     elif job.status == "done" and run_id is not None:
         text = f"Job #{job.id} done: eval run #{run_id}"

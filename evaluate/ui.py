@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from annotate.jobs import job_line as job_waiting_line
 from context import Context
 from safe_text import md_text
 from ui_common import empty_state, warn
@@ -61,6 +62,7 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
         )
         prepare = gr.Button("Prepare responses", elem_id="arena-prepare", scale=0, min_width=200)
         close = gr.Button("Close arena", elem_id="arena-close", scale=0, min_width=160)
+        stop = gr.Button("Stop preparing", elem_id="arena-cancel", scale=0, min_width=160)
         choose = gr.Button("Choose variants", elem_id="arena-choose", scale=0, min_width=200)
     with gr.Row(visible=False) as chooser:
         pick_a = gr.Dropdown(label="Variant 1", elem_id="arena-variant-a", choices=[])
@@ -192,6 +194,18 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
             return {job_line: gr.skip()}
         return {matchup_state: m, job_line: text}
 
+    def on_stop(request: gr.Request):
+        from annotate.jobs import cancel_job
+
+        try:
+            job = cancel_job(ctx, login(request), "eval", where=lambda j: bool(j.params.get("arena")))
+        except PrefLabError as exc:
+            warn(exc)
+            return {job_line: gr.skip()}
+        return {
+            job_line: f"Stopping job #{job} after its current batch." if job else "Nothing is being prepared."
+        }
+
     def on_choose():
         names = svc.variants()
         return {
@@ -216,7 +230,9 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
         out = {}
         if job is not None and job.params.get("arena"):
             out[job_line] = (
-                f"Preparing responses: {job.progress}/{job.total or '?'} (job #{job.id})"
+                job_waiting_line(job, ctx.jobs)
+                if job.status == "queued"
+                else f"Preparing responses: {job.progress}/{job.total or '?'} (job #{job.id})"
                 if job.active
                 else f"Responses ready (job #{job.id} {job.status})."
             )
@@ -238,9 +254,18 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
             concurrency_limit=16,
             concurrency_id="arena-votes",
             show_progress="hidden",
-        ).then(on_next, [voter, battle_state, matchup_state], outputs, api_name=False, show_progress="hidden")
+        ).then(
+            on_next,
+            [voter, battle_state, matchup_state],
+            outputs,
+            api_name=False,
+            show_progress="hidden",
+            concurrency_limit=16,  # the vote's own lane: the next battle never waits behind slow events
+            concurrency_id="arena-votes",
+        )
     prepare.click(on_prepare, [matchup_state], [matchup_state, job_line], api_name="arena_prepare")
     close.click(on_close, [matchup_state], [matchup_state, job_line], api_name="arena_close")
+    stop.click(on_stop, None, [job_line], api_name="arena_cancel")  # admin: checked in cancel_job
     choose.click(on_choose, None, [chooser, pick_a, pick_b], api_name=False)
     use.click(on_use, [pick_a, pick_b, pick_set, voter], [*outputs, chooser], api_name=False)
     timer.tick(on_tick, [voter, battle_state, matchup_state], [job_line, *outputs], api_name=False)
@@ -282,6 +307,7 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
         )
     with gr.Row():
         run = gr.Button("Run eval", elem_id="eval-run", variant="primary", scale=0, min_width=200)
+        cancel = gr.Button("Cancel eval", elem_id="eval-cancel", scale=0, min_width=160)
         job_line = gr.Markdown(elem_id="eval-job")
     pick = gr.Dropdown(label="Eval run", elem_id="eval-pick", choices=[])
     table = gr.Markdown(elem_id="eval-table")
@@ -362,6 +388,20 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
             return {job_line: md_text(exc)}
         return {job_line: f"Eval job #{job} started."}
 
+    def on_cancel(http: gr.Request):
+        from annotate.jobs import cancel_job
+
+        try:
+            job = cancel_job(
+                ctx, getattr(http, "username", None), "eval", where=lambda j: not j.params.get("arena")
+            )
+        except PrefLabError as exc:
+            warn(exc)
+            return {job_line: gr.skip()}
+        return {
+            job_line: f"Cancelling eval job #{job} after its current step." if job else "No eval is running."
+        }
+
     def on_tick(current):
         info = eval_job_status(ctx.store)
         out = {job_line: md_text(info["text"])}
@@ -379,4 +419,5 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
         api_name=False,
     )
     run.click(on_run, [variants, prompt_set, limit, judge, max_tokens], [job_line], api_name="eval_run")
+    cancel.click(on_cancel, None, [job_line], api_name="eval_cancel")  # admin: checked in cancel_job
     timer.tick(on_tick, [pick], [job_line, pick], api_name=False, show_progress="hidden")

@@ -94,6 +94,7 @@ def runs_table(runs) -> pd.DataFrame:
 
 def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
     """Widgets and events of the Train tab."""
+    from annotate.jobs import job_line
     from train.service import cancel_training, start_training
 
     status = gr.Markdown(elem_id="train-empty", elem_classes=["empty-state"])
@@ -104,6 +105,7 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
                 value=None, precision=0, minimum=2, label="At most N examples", elem_id="sft-limit"
             )
             sft_button = gr.Button("Train the demo SFT", elem_id="train-sft", variant="secondary")
+            sft_cancel = gr.Button("Cancel SFT", elem_id="sft-cancel", variant="stop")
         sft_status = gr.Markdown(elem_id="sft-status")
     gr.Markdown("### DPO run")
     with gr.Row():
@@ -175,7 +177,9 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
             return out
         job = store.latest_job("train")
         progress = ""
-        if job is not None and job.active:
+        if job is not None and job.status == "queued":
+            progress = " · waiting for the device"
+        elif job is not None and job.active:
             progress = f" · step {job.progress}/{job.total or '?'}"
         out[run_status] = md_text(
             f"Run #{latest.id}: {latest.status}{progress}" + (f" — {latest.error}" if latest.error else "")
@@ -258,6 +262,18 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
             return {sft_status: md_text(exc), state: st}
         return {sft_status: f"SFT job #{job} started.", state: {**st, "sft_job": job}}
 
+    def on_sft_cancel(request: gr.Request):
+        from annotate.jobs import cancel_job
+
+        try:
+            job = cancel_job(ctx, request.username, "train", where=lambda j: bool(j.params.get("sft")))
+        except PrefLabError as exc:
+            warn(exc)
+            return {sft_status: gr.skip()}
+        return {
+            sft_status: f"Cancelling SFT job #{job} after its current step." if job else "No SFT is running."
+        }
+
     def on_tick(st):
         out = refresh()
         job_id = st.get("sft_job")
@@ -265,7 +281,9 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
             job = ctx.store.get_job(job_id)
             if job is not None:
                 text = (
-                    f"SFT: step {job.progress}/{job.total or '?'} (job #{job.id})"
+                    job_line(job, ctx.jobs)
+                    if job.status == "queued"
+                    else f"SFT: step {job.progress}/{job.total or '?'} (job #{job.id})"
                     if job.active
                     else f"SFT job #{job.id} {job.status}" + (f": {job.error}" if job.error else "")
                 )
@@ -280,5 +298,6 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
     )
     cancel.click(on_cancel, None, refresh_outputs, api_name="train_cancel")
     sft_button.click(on_sft, [sft_epochs, sft_limit, state], [sft_status, state], api_name="train_sft")
+    sft_cancel.click(on_sft_cancel, None, [sft_status], api_name="train_sft_cancel")  # admin: in cancel_job
     timer.tick(on_tick, [state], [*refresh_outputs, sft_status], api_name=False, show_progress="hidden")
     demo.load(refresh, None, refresh_outputs, api_name=False)
