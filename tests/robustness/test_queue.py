@@ -25,8 +25,10 @@ def blocked_server(tmp_path, monkeypatch):
     release = threading.Event()
 
     def slow_load_demo(self, *, user=None):
+        from errors import UserInputError
+
         release.wait(120)
-        raise RuntimeError("released")
+        raise UserInputError("released by the test")  # shown as a warning: no traceback per waiting call
 
     monkeypatch.setattr(DataService, "load_demo", slow_load_demo)
     ctx = build_context(AppConfig(home=home), judge=RuleJudge())
