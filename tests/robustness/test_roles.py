@@ -30,6 +30,7 @@ EVENT_ROLES = {
     "build_train_tab.<locals>.on_start": ADMIN,
     "build_train_tab.<locals>.on_cancel": ADMIN,
     "build_train_tab.<locals>.on_sft": ADMIN,
+    "build_train_tab.<locals>.on_sft_cancel": ADMIN,
     "build_train_tab.<locals>.on_tick": ANNOTATOR,
     "build_train_tab.<locals>.refresh": ANNOTATOR,
     "build_arena_tab.<locals>.make_vote.<locals>.on_vote": ANNOTATOR,
@@ -40,11 +41,13 @@ EVENT_ROLES = {
     "build_arena_tab.<locals>.on_load": ANNOTATOR,
     "build_arena_tab.<locals>.on_prepare": ADMIN,
     "build_arena_tab.<locals>.on_close": ADMIN,
+    "build_arena_tab.<locals>.on_stop": ADMIN,
     "build_eval_tab.<locals>.on_load": ANNOTATOR,
     "build_eval_tab.<locals>.on_pick": ANNOTATOR,
     "build_eval_tab.<locals>.on_sample": ANNOTATOR,
     "build_eval_tab.<locals>.on_tick": ANNOTATOR,
     "build_eval_tab.<locals>.on_run": ADMIN,
+    "build_eval_tab.<locals>.on_cancel": ADMIN,
     "build_data_tab.<locals>.on_load": ANNOTATOR,
     "build_data_tab.<locals>.on_demo": ADMIN,
     "build_data_tab.<locals>.on_upload": ADMIN,
@@ -71,6 +74,30 @@ def running_generation(ctx) -> None:
     ctx.jobs.start("generate", {}, body)
 
 
+def running_job(kind: str, params: dict):
+    """Setup: a job of `kind` that runs until someone cancels it."""
+
+    def setup(ctx) -> None:
+        def body(handle) -> dict:
+            deadline = time.monotonic() + 120
+            while not handle.cancelled and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return {}
+
+        active = "SELECT id FROM jobs WHERE kind = ? AND status IN ('queued', 'running')"
+        for (other,) in ctx.store.cursor().execute(active, [kind]).fetchall():  # one job per kind
+            ctx.jobs.cancel(other)
+            ctx.jobs.wait(other, timeout=60)
+        job_id = ctx.jobs.start(kind, params, body)
+        # Settled (running, or waiting for the device) before `state` is read.
+        deadline = time.monotonic() + 60
+        while ctx.store.get_job(job_id).status != "running" and ctx.jobs.waiting_for(job_id) is None:
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.01)
+
+    return setup
+
+
 # Handler -> (inputs as the page sends them, setup that makes a wrongly allowed call visible in `state`).
 ADMIN_CALLS = {
     "build_annotate_tab.<locals>.on_generate": ([], None),
@@ -78,9 +105,12 @@ ADMIN_CALLS = {
     "build_train_tab.<locals>.on_start": (["demo", 0, 0, 0, "sigmoid", False], None),
     "build_train_tab.<locals>.on_cancel": ([], None),
     "build_train_tab.<locals>.on_sft": ([1, None, STATE], None),
+    "build_train_tab.<locals>.on_sft_cancel": ([], running_job("train", {"sft": True})),
     "build_arena_tab.<locals>.on_prepare": ([STATE], None),
     "build_arena_tab.<locals>.on_close": ([STATE], open_arena),
+    "build_arena_tab.<locals>.on_stop": ([], running_job("eval", {"arena": ["base", "sft"]})),
     "build_eval_tab.<locals>.on_run": (["base,sft", "train", 2, "rule", 16], None),
+    "build_eval_tab.<locals>.on_cancel": ([], running_job("eval", {"variants": ["base", "sft"]})),
     "build_data_tab.<locals>.on_demo": ([], None),
     "build_data_tab.<locals>.on_upload": (["PREFS", "auto"], None),
     "build_data_tab.<locals>.on_import": (["PREFS", "auto", False, False], None),
