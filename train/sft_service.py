@@ -74,3 +74,19 @@ def run_demo_sft(
     store.add_model(output_name, base_row.base, [*base_row.adapters, str(result.adapter_path)], "sft")
     log.info("registered %s from SFT run %s", output_name, run.id)
     return {"run_id": run.id, "variant": output_name, **summary}
+
+
+def start_demo_sft(ctx, cfg: SFTRunConfig, *, user: str | None = None) -> int:
+    """Start the demo SFT as a background `train` job (admin role, checked before the job row exists)."""
+    from access import Role
+
+    ctx.access.require(user, Role.ADMIN)
+
+    def body(handle) -> dict:
+        return run_demo_sft(
+            ctx, cfg, progress=lambda s, n, _l: handle.progress(s, n), should_stop=lambda: handle.cancelled
+        )
+
+    return ctx.jobs.start(
+        "train", {"sft": True, **cfg.__dict__, "target_modules": list(cfg.target_modules)}, body
+    )

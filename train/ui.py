@@ -238,25 +238,12 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
         return refresh()
 
     def on_sft(epochs_v, limit_v, st, request: gr.Request):
-        from access import Role
         from train.sft_config import SFTRunConfig
-        from train.sft_service import run_demo_sft
+        from train.sft_service import start_demo_sft
 
         try:
-            ctx.access.require(request.username, Role.ADMIN)  # before the job row is written
             cfg = SFTRunConfig(epochs=int(epochs_v or 1), limit=int(limit_v) if limit_v else None)
-
-            def body(handle) -> dict:
-                return run_demo_sft(
-                    ctx,
-                    cfg,
-                    progress=lambda s, n, _l: handle.progress(s, n),
-                    should_stop=lambda: handle.cancelled,
-                )
-
-            job = ctx.jobs.start(
-                "train", {"sft": True, **cfg.__dict__, "target_modules": list(cfg.target_modules)}, body
-            )
+            job = start_demo_sft(ctx, cfg, user=request.username)
         except PrefLabError as exc:
             warn(exc)
             return {sft_status: md_text(exc), state: st}
