@@ -68,7 +68,9 @@ def install_secret(path: Path) -> bytes:
             f.write(secrets.token_bytes(32))
     data = path.read_bytes()
     if len(data) < 32:
-        raise ValueError(f"the install secret {path} is damaged ({len(data)} bytes); delete it to make a new one")
+        raise ValueError(
+            f"the install secret {path} is damaged ({len(data)} bytes); delete it to make a new one"
+        )
     return data
 
 
