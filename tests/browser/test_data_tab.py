@@ -64,7 +64,8 @@ def test_import_preferences_with_preview_then_export(page, tmp_path):
         )
         assert "wrote 6 triple(s)" in page.locator("#export-result textarea").input_value()
         assert page.js_errors == []
-    exported = list((home / "exports").glob("preferences-*.jsonl"))
+    # A download made for this page lives in the served folder, under a fresh unguessable name.
+    exported = list((home / "served" / "downloads").glob("*/preferences-*.jsonl"))
     assert len(exported) == 1
     records = [json.loads(line) for line in exported[0].read_text().splitlines()]
     assert {r["chosen"][0]["content"] for r in records} == {r["chosen"] for r in rows}
