@@ -70,8 +70,19 @@ def run_demo_sft(
         "examples": result.n_examples,
         "stopped": result.stopped,
     }
-    store.update_run(run.id, status="done", adapter_path=str(result.adapter_path), result=summary)
-    store.add_model(output_name, base_row.base, [*base_row.adapters, str(result.adapter_path)], "sft")
+    if result.stopped:
+        # Cancelled part-way: a half-trained adapter is not the user's `sft`; the run says what happened.
+        store.finish_run(run.id, status="cancelled", adapter_path=str(result.adapter_path), result=summary)
+        log.info("SFT run %s cancelled after %s step(s); nothing registered", run.id, result.steps)
+        return {"run_id": run.id, "variant": None, **summary}
+    # Done and registered in one transaction: a kill in between leaves neither.
+    store.finish_run(
+        run.id,
+        status="done",
+        adapter_path=str(result.adapter_path),
+        result=summary,
+        register=(output_name, base_row.base, [*base_row.adapters, str(result.adapter_path)], "sft"),
+    )
     log.info("registered %s from SFT run %s", output_name, run.id)
     return {"run_id": run.id, "variant": output_name, **summary}
 

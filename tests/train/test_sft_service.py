@@ -54,6 +54,29 @@ def test_sft_registers_variant_and_records_run(ctx):
     assert tuned.fingerprint != ctx.generator.get("tiny").fingerprint
 
 
+def test_a_cancelled_sft_registers_nothing_and_reads_cancelled(ctx):
+    result = run_demo_sft(
+        ctx, SFTRunConfig(epochs=1, batch_size=2, grad_accum=1), base="tiny", should_stop=lambda: True
+    )
+    assert result["stopped"] and result["variant"] is None
+    # A half-trained adapter is not the user's `sft`: no variant, and the run says it was cancelled.
+    assert ctx.store.get_model("sft") is None
+    assert ctx.store.get_run(result["run_id"]).status == "cancelled"
+
+
+def test_sft_run_done_and_variant_are_stored_together_or_not_at_all(ctx, monkeypatch):
+    def broken_add_model(*_args, **_kwargs):
+        raise RuntimeError("killed between the two writes")
+
+    monkeypatch.setattr(ctx.store, "add_model", broken_add_model)
+    with pytest.raises(RuntimeError):
+        run_demo_sft(ctx, SFTRunConfig(epochs=1, batch_size=2, grad_accum=1), base="tiny")
+    monkeypatch.undo()
+    assert ctx.store.get_model("sft") is None
+    (run,) = ctx.store.list_runs(kind="sft")
+    assert run.status != "done"
+
+
 def test_sft_refuses_without_gold_or_on_name_clash(ctx, tmp_path):
     with pytest.raises(UserInputError, match="already exists"):
         run_demo_sft(ctx, SFTRunConfig(), base="tiny", output_name="tiny")
