@@ -30,13 +30,22 @@ log = logging.getLogger(__name__)
 
 Messages = list[dict[str, Any]]
 Progress = Callable[[int, int], None]
-_DTYPES = ("auto", "float32", "float64", "float16", "bfloat16")
 
 
 class LocalModel:
     """A loaded causal LM and its tokenizer, ready to generate and score chats."""
 
-    def __init__(self, model, tokenizer, *, name: str = "model", variant: Variant | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        name: str = "model",
+        variant: Variant | None = None,
+        lock=None,
+        fingerprinter: Callable[[], str] | None = None,
+        copier: Callable[[], Any] | None = None,
+    ):
         if tokenizer.chat_template is None:
             raise ModelError(
                 f"model {name!r}: the tokenizer has no chat template, so chats cannot be rendered"
@@ -53,7 +62,10 @@ class LocalModel:
         self.variant = variant
         self._fingerprint: str | None = None
         # One forward at a time: generation jobs run in threads, and two at once would only double peak memory.
-        self._lock = threading.RLock()
+        # A variant sharing its base with others gets the base's lock, which also switches its adapters on.
+        self._lock = lock if lock is not None else threading.RLock()
+        self._fingerprinter = fingerprinter
+        self._copier = copier
 
     @classmethod
     def from_pretrained_objects(cls, model, tokenizer, *, name: str = "model") -> LocalModel:
@@ -67,6 +79,20 @@ class LocalModel:
     def device(self):
         """The device the weights live on."""
         return self.model.device
+
+    @property
+    def where(self) -> str:
+        """Where it runs, for people: 'sft on cuda:0, bf16'."""
+        from models.devices import describe
+
+        return describe(self)
+
+    def plain_copy(self):
+        """A private copy of the variant as a plain transformers model (adapters merged), e.g. to train on."""
+        import copy
+
+        with self._lock:
+            return self._copier() if self._copier is not None else copy.deepcopy(self.model)
 
     @property
     def eos_token_ids(self) -> list[int]:
@@ -170,7 +196,10 @@ class LocalModel:
         # Computed once: a loaded variant's weights never change (training writes a new adapter, a new variant).
         if self._fingerprint is None:
             with self._lock:
-                self._fingerprint = _fingerprint(self.model, self.tokenizer)
+                if self._fingerprinter is not None:
+                    self._fingerprint = self._fingerprinter()
+                else:
+                    self._fingerprint = _fingerprint(self.model, self.tokenizer)
         return self._fingerprint
 
     def _prompt_ids(self, prompt: Messages) -> list[int]:
@@ -182,30 +211,59 @@ class LocalModel:
 
 
 def load_variant(
-    variant: Variant, *, cache_dir: str | os.PathLike, dtype=None, device: str = "cpu"
+    variant: Variant,
+    *,
+    cache_dir: str | os.PathLike,
+    dtype=None,
+    device: str = "cpu",
+    device_map: str | None = None,
 ) -> LocalModel:
-    """Load the variant's base, merge its adapters in order, and return it in eval mode on `device`."""
+    """Load the variant's base, merge its adapters in order, and return it in eval mode on `device`.
+
+    `device` and `dtype` may be `auto` (models/devices.py). The adapters are merged on the CPU before the model
+    moves, so a variant's fingerprint does not depend on where it runs; a device map (asked for, or chosen when
+    the model does not fit one GPU) loads straight onto the devices instead.
+    """
+    from models.devices import device_map_for, resolve
+
+    placement = resolve(device, dtype, device_map)
+    source = base_source(variant, cache_dir)
+    mapping = device_map_for(placement, source)
+    model, tokenizer = load_base(variant, source, placement.dtype, device_map=mapping)
+    model = merge_adapters(model, variant.adapters)
+    if mapping is None and placement.device != "cpu":
+        model.to(placement.device)
+    return LocalModel(model, tokenizer, name=variant.name, variant=variant)
+
+
+def base_source(variant: Variant, cache_dir: str | os.PathLike) -> str:
+    """What `from_pretrained` reads for the variant's base: a Hub id, a folder, or the converted default model."""
     check_variant_paths(variant.base, variant.adapters)
-    torch_dtype = _resolve_dtype(dtype)
     if variant.base == DEFAULT_BASE:
         from models.gguf_cache import ensure_default_cache
 
-        source = str(ensure_default_cache(cache_dir))
-    else:
-        source = str(Path(variant.base).expanduser()) if looks_local(variant.base) else variant.base
+        return str(ensure_default_cache(cache_dir))
+    return str(Path(variant.base).expanduser()) if looks_local(variant.base) else variant.base
+
+
+def load_base(variant: Variant, source: str, dtype="auto", *, device_map=None):
+    """(model, tokenizer) of the variant's base from `source`, in `dtype` (`auto`: the checkpoint's own)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from models.devices import torch_dtype
+
     log.info("loading %s from %s", variant.name, source)
+    kwargs = {"dtype": torch_dtype(dtype)}
+    if device_map is not None:
+        kwargs["device_map"] = device_map
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except (
         Exception
     ) as exc:  # OSError, ValueError, HF Hub errors...: the user needs the source and the reason
         raise ModelError(_one_line(f"cannot load base {variant.base!r} of {variant.name!r}: {exc}")) from exc
-    model = merge_adapters(model, variant.adapters)
-    model.to(device)
-    return LocalModel(model, tokenizer, name=variant.name, variant=variant)
+    return model, tokenizer
 
 
 def merge_adapters(model, adapters: tuple[str, ...] | list[str]):
@@ -229,12 +287,17 @@ def merge_adapters(model, adapters: tuple[str, ...] | list[str]):
 
 def _fingerprint(model, tokenizer) -> str:
     """Hash of every state_dict tensor (sorted keys, dtype, shape, bytes) plus tokenizer and chat template."""
+    state = model.state_dict()
+    return fingerprint_tensors(((key, state[key]) for key in sorted(state)), tokenizer)
+
+
+def fingerprint_tensors(items, tokenizer) -> str:
+    """The fingerprint of (key, tensor) pairs given in sorted key order, plus the tokenizer and chat template."""
     import torch
 
     digest = hashlib.sha256()
-    state = model.state_dict()
-    for key in sorted(state):
-        tensor = state[key].detach().to("cpu").contiguous()
+    for key, value in items:
+        tensor = value.detach().to("cpu").contiguous()
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
         # Viewing as bytes works for every dtype, bfloat16 included, which numpy itself cannot represent.
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -247,19 +310,6 @@ def _fingerprint(model, tokenizer) -> str:
     digest.update(json.dumps(special, sort_keys=True, ensure_ascii=False).encode())
     digest.update((tokenizer.chat_template or "").encode())
     return digest.hexdigest()[:16]
-
-
-def _resolve_dtype(dtype):
-    """`None`/`"auto"` keeps the checkpoint's dtype; names map to torch dtypes."""
-    if dtype is None or dtype == "auto":
-        return "auto"
-    if isinstance(dtype, str):
-        if dtype not in _DTYPES:
-            raise ModelError(f"dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
-        import torch
-
-        return getattr(torch, dtype)
-    return dtype
 
 
 def _check_batch_size(batch_size: int) -> None:

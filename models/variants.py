@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,3 +89,32 @@ def check_variant_paths(base: str, adapters: tuple[str, ...] | list[str] = ()) -
             raise ModelError(f"adapter folder does not exist: {adapter}")
         if not (path / "adapter_config.json").is_file():
             raise ModelError(f"adapter folder has no adapter_config.json (not a PEFT adapter?): {adapter}")
+
+
+# Adapter settings under which switching the adapter on at run time is exactly the merged model: plain LoRA
+# (y = Wx + s*B(A(x)) per layer, summed over stacked adapters) on linear layers, nothing trained besides A and B.
+_UNSWITCHABLE = {
+    "use_dora": "DoRA rescales by the norm of the weight it was trained on",
+    "modules_to_save": "it replaces whole modules",
+    "trainable_token_indices": "it replaces token embeddings",
+    "lora_bias": "it trains a bias",
+    "layer_replication": "it duplicates layers",
+}
+
+
+def switchable_adapter(path: str) -> bool:
+    """Whether an adapter can be switched on a shared base with outputs equal to merging it (plain LoRA)."""
+    try:
+        config = json.loads((Path(path).expanduser() / "adapter_config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
+        return False
+    if any(config.get(key) for key in _UNSWITCHABLE):
+        return False
+    if config.get("bias", "none") != "none":
+        return False
+    targets = config.get("target_modules") or []
+    targets = [targets] if isinstance(targets, str) else targets
+    # Embedding and output-head LoRA interact with tied weights; a merged copy is the safe way to run those.
+    return not any(isinstance(t, str) and ("embed" in t or "lm_head" in t or "wte" in t) for t in targets)
