@@ -1,16 +1,23 @@
-"""Model variants from the browser: list them with where they run, register one (admin only)."""
+"""Model variants: list them with where they run, register one with local weights and/or an endpoint (admin)."""
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from access import Role
 from errors import UserInputError
 
+log = logging.getLogger(__name__)
+
 MAX_NAME_CHARS = 64
 MAX_ADAPTERS = 8
 MAX_PATH_CHARS = 1024
+KINDS = ("base", "sft", "dpo")
+_NAME = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
 
 
 @dataclass(frozen=True)
@@ -73,42 +80,135 @@ def register_variant(
     username: str | None,
     name: str,
     base: str | None = None,
-    adapters=(),
+    adapters: Sequence[str] = (),
     endpoint: str | None = None,
     served_model: str | None = None,
     api_key_env: str | None = None,
     lora_module: str | None = None,
+    *,
+    revision: str | None = None,
+    kind: str | None = None,
 ):
-    """Register a variant: a local base plus ordered LoRA adapters (admin role); returns its row.
+    """Admin only: register `name` as base + adapters, and/or served at `endpoint` as `served_model`.
 
-    Thin first version for the browser's Models form (local weights only). The inference-server work extends it
-    with the endpoint fields (URL, served model id, allow-listed API-key variable, LoRA module name).
+    With an endpoint and no base, an existing variant without an endpoint (say the demo `sft`) gains one: its
+    local weights stay for training and reference scoring, generation goes to the server. Returns the ModelRow.
     """
+    from models.endpoint import Endpoint
+    from models.variants import check_variant_paths, looks_local
+
     ctx.access.require(username, Role.ADMIN)
-    name = (name or "").strip()
+    name = name.strip() if isinstance(name, str) else ""
     if not name:
         raise UserInputError("give the variant a name, e.g. sft")
     if len(name) > MAX_NAME_CHARS:
         raise UserInputError(f"a variant name has at most {MAX_NAME_CHARS} characters, got {len(name)}")
-    if any(v for v in (endpoint, served_model, api_key_env, lora_module) if (v or "").strip()):
-        raise UserInputError(
-            "endpoint variants are not supported by this version yet: register local weights (base and adapters)"
-        )
-    base = (base or "").strip()
-    if not base:
-        raise UserInputError("give a base model: a local model folder or a Hugging Face model id")
-    adapters = [a.strip() for a in adapters if a and a.strip()]
+    if not _NAME.match(name):
+        raise UserInputError(f"a variant name has no spaces or control characters, got {name!r:.80}")
+    base = base.strip() if isinstance(base, str) and base.strip() else None
+    endpoint = endpoint.strip() if isinstance(endpoint, str) and endpoint.strip() else None
+    served_model = served_model.strip() if isinstance(served_model, str) and served_model.strip() else None
+    api_key_env = api_key_env.strip() if isinstance(api_key_env, str) and api_key_env.strip() else None
+    lora_module = lora_module.strip() if isinstance(lora_module, str) and lora_module.strip() else None
+    revision = revision.strip() if isinstance(revision, str) and revision.strip() else None
+    adapters = [a.strip() for a in (adapters or ()) if isinstance(a, str) and a.strip()]
     if len(adapters) > MAX_ADAPTERS:
         raise UserInputError(f"at most {MAX_ADAPTERS} adapters, got {len(adapters)}")
-    if any(len(p) > MAX_PATH_CHARS for p in (base, *adapters)):
+    if any(len(p) > MAX_PATH_CHARS for p in (base or "", *adapters)):
         raise UserInputError(f"a path or model id has at most {MAX_PATH_CHARS} characters")
-    from models.variants import check_variant_paths, looks_local
+    if kind is not None and kind not in KINDS:
+        raise UserInputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    if endpoint is None and (served_model or api_key_env or lora_module or revision):
+        raise UserInputError(
+            "--served-model, --api-key-env, --lora-module and --revision need --endpoint URL"
+        )
+    if endpoint is not None and served_model is None:
+        raise UserInputError("--endpoint needs --served-model ID (the model id the server serves)")
+    if adapters and base is None:
+        raise UserInputError("--adapter needs --base (the model the adapters apply to)")
+    if base is None and endpoint is None:
+        raise UserInputError(
+            "give --base ID_OR_PATH (local weights), --endpoint URL --served-model ID, or both"
+        )
 
-    check_variant_paths(base, adapters)
-    # Absolute paths, as `models add` stores them: the variant resolves the same from any working directory.
-    if looks_local(base):
-        base = str(Path(base).expanduser().resolve())
-    adapters = [str(Path(a).expanduser().resolve()) for a in adapters]
-    if ctx.store.get_model(name) is not None:
+    served = (
+        Endpoint(endpoint, served_model, api_key_env=api_key_env, revision=revision, lora_module=lora_module)
+        if endpoint is not None
+        else None
+    )
+    store = ctx.store
+    existing = store.get_model(name)
+    if existing is not None and base is None and served is not None:
+        if existing.kind == "imported":
+            raise UserInputError(f"{name!r} stands for imported responses; pick another name")
+        row = store.set_model_endpoint(
+            name,
+            served.url,
+            served.served_model,
+            api_key_env=served.api_key_env,
+            revision=served.revision,
+            lora_module=served.lora_module,
+        )
+        log.info("variant %s now generates through %s (%s)", name, served.url, served.request_model)
+        return row
+    if existing is not None:
         raise UserInputError(f"a variant named {name!r} already exists: pick another name")
-    return ctx.store.add_model(name, base, adapters, "sft" if adapters else "base")
+
+    stored_base, stored_adapters = "", []
+    if base is not None:
+        check_variant_paths(base, adapters)
+        # Absolute paths: the variant must resolve the same from any working directory.
+        stored_base = str(Path(base).expanduser().resolve()) if looks_local(base) else base
+        stored_adapters = [str(Path(a).expanduser().resolve()) for a in adapters]
+    kind = kind or ("sft" if stored_adapters or not stored_base else "base")
+    row = store.add_model(
+        name,
+        stored_base,
+        stored_adapters,
+        kind,
+        endpoint=served.url if served else None,
+        served_model=served.served_model if served else None,
+        api_key_env=served.api_key_env if served else None,
+        revision=served.revision if served else None,
+        lora_module=served.lora_module if served else None,
+    )
+    log.info("registered variant %s (%s)", name, describe_variant(row))
+    return row
+
+
+def endpoint_of(row):
+    """The Endpoint a ModelRow generates through, or None for a local-only variant."""
+    if row is None or not getattr(row, "endpoint", None):
+        return None
+    from models.endpoint import Endpoint
+
+    return Endpoint(
+        row.endpoint,
+        row.served_model,
+        api_key_env=row.api_key_env,
+        revision=row.revision,
+        lora_module=row.lora_module,
+    )
+
+
+def describe_variant(row) -> str:
+    """One line: where the weights are and where it generates (the key's variable name, never the key)."""
+    parts = []
+    if row.base:
+        adapters = f" + {len(row.adapters)} adapter(s)" if row.adapters else ""
+        parts.append(f"{row.base}{adapters}")
+    if getattr(row, "endpoint", None):
+        model = row.served_model + (f"@{row.revision}" if row.revision else "")
+        lora = f", LoRA module {row.lora_module}" if row.lora_module else ""
+        key = f", key from ${row.api_key_env}" if row.api_key_env else ""
+        parts.append(f"generates at {row.endpoint} as {model}{lora}{key}")
+    return "; ".join(parts) or "no weights"
+
+
+def uses_local_device(store, names: Iterable[str]) -> bool:
+    """Whether a job over these variants runs a local model (an endpoint-only job skips the device gate)."""
+    for name in names:
+        row = store.get_model(name)
+        if row is None or not getattr(row, "endpoint", None):
+            return True
+    return False

@@ -50,10 +50,23 @@ class Queries:
     # -- models ---------------------------------------------------------------------------------
 
     def add_model(
-        self, name: str, base: str, adapters: list[str], kind: str, fingerprint: str | None = None
+        self,
+        name: str,
+        base: str,
+        adapters: list[str],
+        kind: str,
+        fingerprint: str | None = None,
+        *,
+        endpoint: str | None = None,
+        served_model: str | None = None,
+        api_key_env: str | None = None,
+        revision: str | None = None,
+        lora_module: str | None = None,
     ) -> ModelRow:
-        """Register a new variant; an existing name is an error."""
+        """Register a new variant (local weights and/or an endpoint); an existing name is an error."""
         _check("model kind", kind, MODEL_KINDS)
+        if bool(endpoint) != bool(served_model):
+            raise StoreError("an endpoint needs its served model id, and a served model id its endpoint")
 
         def insert(cur: duckdb.DuckDBPyConnection) -> ModelRow:
             existing = self._model(cur, name)
@@ -63,9 +76,21 @@ class Queries:
                     "pick another name"
                 )
             row = cur.execute(
-                f"INSERT INTO models (name, base, adapters, kind, fingerprint) VALUES (?, ?, ?, ?, ?) "
+                "INSERT INTO models (name, base, adapters, kind, fingerprint, endpoint, served_model, "
+                f"api_key_env, revision, lora_module) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 f"RETURNING {ModelRow.COLUMNS}",
-                [name, base, dumps(list(adapters)), kind, fingerprint],
+                [
+                    name,
+                    base,
+                    dumps(list(adapters)),
+                    kind,
+                    fingerprint,
+                    endpoint,
+                    served_model,
+                    api_key_env,
+                    revision,
+                    lora_module,
+                ],
             ).fetchone()
             return ModelRow.from_row(row)
 
@@ -112,6 +137,36 @@ class Queries:
             if row is None:
                 raise StoreError(f"no model named {name!r}; see `launch.py models list`")
             return row
+
+        return self.write(update)
+
+    def set_model_endpoint(
+        self,
+        name: str,
+        endpoint: str,
+        served_model: str,
+        *,
+        api_key_env: str | None = None,
+        revision: str | None = None,
+        lora_module: str | None = None,
+    ) -> ModelRow:
+        """Give an existing variant without an endpoint one (its local weights stay for training)."""
+        if not endpoint or not served_model:
+            raise StoreError("an endpoint needs both its URL and its served model id")
+
+        def update(cur: duckdb.DuckDBPyConnection) -> ModelRow:
+            row = self._model(cur, name)
+            if row is None:
+                raise StoreError(f"no model named {name!r}; see `launch.py models list`")
+            if row.endpoint:
+                raise StoreError(f"model {name!r} is already served at {row.endpoint}; pick another name")
+            # No UPDATE ... RETURNING: DuckDB then trips the FK of rows that reference the model.
+            cur.execute(
+                "UPDATE models SET endpoint = ?, served_model = ?, api_key_env = ?, revision = ?, "
+                "lora_module = ? WHERE name = ?",
+                [endpoint, served_model, api_key_env, revision, lora_module, name],
+            )
+            return self._model(cur, name)  # type: ignore[return-value]
 
         return self.write(update)
 

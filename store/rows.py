@@ -20,22 +20,40 @@ def dumps(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class ModelRow:
-    """A model variant: a base plus ordered adapters."""
+    """A model variant: a base plus ordered adapters, and/or an OpenAI-compatible endpoint that serves it."""
 
     id: int
     name: str
-    base: str
+    base: str  # '' for a variant that exists only behind an endpoint
     adapters: list[str]
     kind: str
     fingerprint: str | None
     created_at: datetime
+    endpoint: str | None = None
+    served_model: str | None = None
+    api_key_env: str | None = None  # the name of the variable holding the key, never the key
+    revision: str | None = None
+    lora_module: str | None = None
 
-    COLUMNS = "id, name, base, adapters, kind, fingerprint, created_at"
+    COLUMNS = (
+        "id, name, base, adapters, kind, fingerprint, created_at, "
+        "endpoint, served_model, api_key_env, revision, lora_module"
+    )
 
     @classmethod
     def from_row(cls, row: tuple) -> ModelRow:
-        id_, name, base, adapters, kind, fingerprint, created_at = row
-        return cls(id_, name, base, list(loads(adapters) or []), kind, fingerprint, created_at)
+        id_, name, base, adapters, kind, fingerprint, created_at, *served = row
+        return cls(id_, name, base, list(loads(adapters) or []), kind, fingerprint, created_at, *served)
+
+    @property
+    def served(self) -> bool:
+        """Whether generation goes through an inference server."""
+        return bool(self.endpoint)
+
+    @property
+    def local(self) -> bool:
+        """Whether the variant has local weights (for training and reference scoring)."""
+        return bool(self.base)
 
 
 @dataclass(frozen=True)
