@@ -58,6 +58,28 @@ def _add_models(sub) -> None:
     a.add_argument(
         "--kind", choices=["base", "sft", "dpo"], help="default: sft when adapters are given, else base"
     )
+    _add_models_export(msub)
+
+
+def _add_models_export(msub) -> None:
+    """`models export-merged` / `models export-adapter`: a variant for an inference server (admin)."""
+    e = msub.add_parser(
+        "export-merged",
+        help="write a variant merged (base + adapters) as a checkpoint a server can load as its base",
+        description="Write VARIANT's base with all its adapters merged (safetensors, config, tokenizer) to DIR, "
+        "in the checkpoint's dtype (or the global --dtype); its DPO adapters (sft+dpo@N) are then LoRA modules on it. DIR must be new "
+        "or empty.",
+    )
+    e.add_argument("variant", metavar="VARIANT", help="variant name, e.g. sft")
+    e.add_argument("dir", metavar="DIR", help="a new or empty folder")
+    e = msub.add_parser(
+        "export-adapter",
+        help="write one LoRA adapter equal to all of a variant's adapters, for a server of its base",
+        description="Combine VARIANT's adapters (e.g. SFT + DPO) into one LoRA adapter on its original base "
+        "(PEFT cat combination, checked exact module by module). DIR must be new or empty.",
+    )
+    e.add_argument("variant", metavar="VARIANT", help="variant name, e.g. sft+dpo@3")
+    e.add_argument("dir", metavar="DIR", help="a new or empty folder")
 
 
 def _add_pending(sub) -> None:
@@ -225,6 +247,8 @@ def cmd_serve(args) -> int:
 
 
 def cmd_models(args) -> int:
+    if args.models_cmd in ("export-merged", "export-adapter"):
+        return cmd_models_export(args)
     ctx = _context(args)
     if args.models_cmd in (None, "list"):
         rows = ctx.store.list_models()
@@ -245,6 +269,19 @@ def cmd_models(args) -> int:
         f"registered {row.name} ({row.kind}): {row.base}"
         + (f" + {len(adapters)} adapter(s)" if adapters else "")
     )
+    return EXIT_OK
+
+
+def cmd_models_export(args) -> int:
+    from train.export_service import export_adapter, export_merged
+
+    ctx = _context(args)
+    if args.models_cmd == "export-merged":
+        # The global --dtype; "auto" keeps the checkpoint's own dtype (the export runs on the CPU).
+        report = export_merged(ctx, args.variant, args.dir, dtype=getattr(args, "model_dtype", "auto"))
+    else:
+        report = export_adapter(ctx, args.variant, args.dir)
+    print(report.text())
     return EXIT_OK
 
 

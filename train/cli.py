@@ -101,6 +101,8 @@ def cmd_train(args: argparse.Namespace, ctx) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(result.summary_line())
+    for line in result.summary.get("serving") or ():  # a finished run: how to serve its adapter on vLLM
+        print(line)
     if result.status == "done":
         return EXIT_OK
     return EXIT_CANCELLED if result.status == "cancelled" else EXIT_FAILED

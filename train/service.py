@@ -332,6 +332,8 @@ def _finish(ctx, prepared: PreparedRun, status: str, error, summary: dict, start
         )
     except Exception as exc:  # the run's outcome matters more than its report
         log.warning("run #%d: could not write the report: %s", run_id, exc)
+    if model_name:
+        _serving_section(ctx, prepared, model_name, summary)
     sft = prepared.sft_model
     # The variant is registered in the same transaction that marks the run done: both or neither.
     store.finish_run(
@@ -344,6 +346,18 @@ def _finish(ctx, prepared: PreparedRun, status: str, error, summary: dict, start
     )
     log.info("run #%d %s%s", run_id, status, f": {error}" if error else "")
     return TrainResult(run_id, status, rd.path, model_name, error, summary, [w.message for w in warnings])
+
+
+def _serving_section(ctx, prepared: PreparedRun, model_name: str, summary: dict) -> None:
+    """The commands that put the new adapter on a vLLM server: in the result (CLI) and the report (Train tab)."""
+    from train.export_service import append_serving_to_report, dpo_serving_lines
+
+    rd = prepared.run_dir
+    try:
+        summary["serving"] = dpo_serving_lines(ctx, model_name, prepared.sft_model, rd.adapter)
+        append_serving_to_report(rd / REPORT, summary["serving"])
+    except Exception as exc:  # a missing hint must never fail a finished run
+        log.warning("run #%d: could not write the serving commands: %s", prepared.run_id, exc)
 
 
 def _ingest_metrics(store, run_id: int, tail: MetricsTail, latest: dict[str, float]) -> int:
