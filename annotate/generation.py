@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from errors import UserInputError
 from limits import MAX_BATCH_SIZE, MAX_ITEMS, MAX_NEW_TOKENS, MAX_PER_PROMPT, check_int_range
+from models.endpoint import MAX_CONCURRENCY
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ class GenerateConfig:
     near_identical: float = field(
         default=0.9, metadata={"help": "similarity at or above which a pair is dropped"}
     )
+    concurrency: int = field(
+        default=8, metadata={"help": "requests in flight at once for a variant served by an endpoint"}
+    )
 
     def __post_init__(self):
         if self.per_prompt < 2 or self.per_prompt % 2:
@@ -50,6 +54,7 @@ class GenerateConfig:
         check_int_range("--per-prompt", self.per_prompt, 2, MAX_PER_PROMPT)
         check_int_range("--max-new-tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
         check_int_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_int_range("--concurrency", self.concurrency, 1, MAX_CONCURRENCY)
         if self.limit is not None:
             check_int_range("--limit", self.limit, 1, MAX_ITEMS)
         if self.strategy not in STRATEGIES:
@@ -142,8 +147,14 @@ def run_generation(
     *,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    endpoints: Callable[..., object] | None = None,
 ) -> GenerateResult:
-    """Generate the missing cells in prompt groups, committing each group and its pairs before the next."""
+    """Generate the missing cells in prompt groups, committing each group and its pairs before the next.
+
+    A variant with an endpoint generates there (one request per cell, each stored as it lands), even when it
+    also has local weights; `endpoints(endpoint, concurrency=...)` builds its client (tests pass fakes).
+    """
+    from annotate.models_service import endpoint_of
     from models.sampling import SamplingParams
     from store import NewGeneration
 
@@ -156,9 +167,18 @@ def run_generation(
     prompts = store.list_prompts(split=cfg.split, limit=cfg.limit)
     if not prompts:
         raise UserInputError(f"no {cfg.split} prompts: import some first (`launch.py import FILE`)")
-    model = pool.get(cfg.variant)
-    if row.fingerprint != model.fingerprint:
-        store.set_model_fingerprint(cfg.variant, model.fingerprint)
+    served = endpoint_of(row)
+    if served is not None:
+        from models.endpoint import make_endpoint_model
+
+        model = (endpoints or make_endpoint_model)(served, concurrency=cfg.concurrency)
+        if not row.local and row.fingerprint != served.identity:
+            # No local weights to fingerprint: the served id (and revision) names what generated.
+            store.set_model_fingerprint(cfg.variant, served.identity)
+    else:
+        model = pool.get(cfg.variant)
+        if row.fingerprint != model.fingerprint:
+            store.set_model_fingerprint(cfg.variant, model.fingerprint)
     cells = plan_cells(cfg)
     prefixes = None
     if cfg.strategy == "fewshot":
@@ -176,6 +196,12 @@ def run_generation(
     finished = len(done)
     if progress:
         progress(finished, total)
+    if served is not None:
+        _generate_served(
+            store, model, served, row.id, cfg, cells, prompts, prefixes, done, result, progress, should_stop
+        )
+        log.info(result.summary())
+        return result
     for start in range(0, len(prompts), cfg.batch_size):
         if should_stop():
             break
@@ -217,6 +243,72 @@ def run_generation(
         _pair_group(store, cfg, cells, group, done, result)
     log.info(result.summary())
     return result
+
+
+def _generate_served(
+    store, model, served, model_id: int, cfg, cells, prompts, prefixes, done, result, progress, should_stop
+) -> None:
+    """Endpoint generation: each cell a request and a row as it lands; pairs per group; a failure stops it."""
+    from models.sampling import SamplingParams
+    from store import NewGeneration
+
+    total = len(prompts) * len(cells)
+    finished = len(done)
+    for start in range(0, len(prompts), cfg.batch_size):
+        if should_stop():
+            break
+        group = prompts[start : start + cfg.batch_size]
+        todo = [(p, cell) for p in group for cell in cells if (p.id, cell.key(cfg)) not in done]
+        error = None
+        if todo:
+            params = [SamplingParams(cell.temperature, cfg.top_p, cfg.max_new_tokens) for _, cell in todo]
+            seeds = [cell_seed(cfg.seed, p.content_hash, cell.key(cfg)) for p, cell in todo]
+            chats = [(prefixes[cell.prefix] if prefixes else []) + p.messages for p, cell in todo]
+
+            def keep(i: int, out, todo=todo, params=params) -> None:
+                (p, cell), sp = todo[i], params[i]
+                fields = {"slot": cell.slot, "strategy": cfg.strategy, "prefix": cell.prefix}
+                [gen_id] = store.add_generations(
+                    model_id,
+                    [
+                        NewGeneration(
+                            p.id,
+                            cell.key(cfg),
+                            out.text,
+                            {**sp.to_dict(), **fields, **served_params(served, out)},
+                            out.seed,
+                            out.n_tokens,
+                            out.seconds,
+                        )
+                    ],
+                )
+                done[(p.id, cell.key(cfg))] = gen_id
+                result.generated += 1
+                result.tokens += out.n_tokens
+
+            within = (lambda n, _total, base=finished: progress(base + n, total)) if progress else None
+            began = time.perf_counter()
+            outcome = model.generate(
+                chats, params, seeds=seeds, progress=within, should_stop=should_stop, on_result=keep
+            )
+            result.seconds += time.perf_counter() - began
+            finished += outcome.done
+            error = outcome.error
+        _pair_group(store, cfg, cells, group, done, result)
+        if error is not None:
+            # What landed is stored and paired; the same job resumes from the next missing cell.
+            log.warning("%s (%s)", error, result.summary())
+            raise error
+
+
+def served_params(served, out) -> dict:
+    """What the server reported, next to the sampling params: model id, tokens, finish reason, latency."""
+    extra = {"via": "endpoint", **out.params()}
+    if served.revision:
+        extra["revision"] = served.revision
+    if served.lora_module:
+        extra["lora_module"] = served.lora_module
+    return extra
 
 
 def _gold_answer(gold) -> str | None:

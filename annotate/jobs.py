@@ -164,9 +164,18 @@ class JobRunner:
         self._lock = threading.Lock()
 
     def start(
-        self, kind: str, params: dict, body: Callable[[JobHandle], dict], *, job_id: int | None = None
+        self,
+        kind: str,
+        params: dict,
+        body: Callable[[JobHandle], dict],
+        *,
+        job_id: int | None = None,
+        local: bool = True,
     ) -> int:
-        """Run `body` in the background as a job of `kind`; returns the job id."""
+        """Run `body` in the background as a job of `kind`; returns the job id.
+
+        `local=False`: the job runs no local model (its variants are served elsewhere), so it skips the gate.
+        """
         with self._lock:
             for jid, thread in self._threads.items():
                 job = self.store.get_job(jid)
@@ -175,18 +184,18 @@ class JobRunner:
             if job_id is None:
                 job_id = self.store.create_job(kind, params)
             handle = JobHandle(job_id, self.store, clock=self.clock)
+            heavy = kind in HEAVY_KINDS and local
             thread = threading.Thread(
-                target=self._run, args=(job_id, kind, body, handle), name=f"job-{job_id}", daemon=True
+                target=self._run, args=(job_id, kind, body, handle, heavy), name=f"job-{job_id}", daemon=True
             )
             self._handles[job_id] = handle
             self._threads[job_id] = thread
-            if kind in HEAVY_KINDS:
+            if heavy:
                 self._waiting[job_id] = self.device
             thread.start()
         return job_id
 
-    def _run(self, job_id: int, kind: str, body, handle: JobHandle) -> None:
-        heavy = kind in HEAVY_KINDS
+    def _run(self, job_id: int, kind: str, body, handle: JobHandle, heavy: bool) -> None:
         try:
             if heavy:
                 if self.gate.holder(self.device) is not None:

@@ -79,15 +79,21 @@ class AnnotateService:
 
     def _start_generation(self, cfg: GenerateConfig, *, job_id: int | None = None) -> int:
         """Start (or resume) a generation job; the caller checked the role."""
-        # Fail fast on the request path with the user's mistake, not later inside the job.
-        run_check = self.ctx.store.get_model(cfg.variant)
-        if run_check is None:
-            from errors import UserInputError
+        # Fail fast on the request path with the user's mistake, not later inside the job. The messages point to
+        # what fixes it in the page: while `serve` runs, it holds the database and no CLI command can.
+        from errors import UserInputError
 
+        if not self.ctx.store.list_prompts(split=cfg.split, limit=1):
             raise UserInputError(
-                f"no `{cfg.variant}` variant yet: run `launch.py sft` or register yours with "
-                f"`launch.py models add {cfg.variant} --base ... --adapter ...`"
+                f"no {cfg.split} prompts yet: load the demo prompts or import a file in the Data tab"
             )
+        get_model = (
+            "train the demo SFT in the Train tab (Demo SFT), or register your model in Data → Models (admin)"
+        )
+        if not cfg.variant:
+            raise UserInputError(f"pick the variant that writes the responses; for an SFT model, {get_model}")
+        if self.ctx.store.get_model(cfg.variant) is None:
+            raise UserInputError(f"no `{cfg.variant}` variant yet: {get_model}")
 
         def body(handle) -> dict:
             result = run_generation(
@@ -100,7 +106,11 @@ class AnnotateService:
             self.suggester.prefetch_unjudged()
             return result.to_dict()
 
-        return self.ctx.jobs.start("generate", cfg.to_dict(), body, job_id=job_id)
+        from annotate.models_service import uses_local_device
+
+        # A variant served by an endpoint runs no local model: it does not wait for the device.
+        local = uses_local_device(self.ctx.store, [cfg.variant])
+        return self.ctx.jobs.start("generate", cfg.to_dict(), body, job_id=job_id, local=local)
 
     def resume_interrupted(self) -> list[int]:
         """Restart generation jobs a killed process left running; finished cells are not generated again."""
@@ -129,6 +139,9 @@ class AnnotateService:
             text = job_line(job, self.ctx.jobs)
         elif job.active:
             text = f"Generating: {job.progress}/{total or '?'} responses (job #{job.id})"
+            where = getattr(self.ctx.generator, "where", None)
+            placed = where((job.params or {}).get("variant", "")) if callable(where) else None
+            text += f", {placed}" if placed else ""  # "sft on cuda:0, bf16"
         elif job.status == "done":
             result = job.result or {}
             summary = GenerateResult(

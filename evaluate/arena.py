@@ -148,7 +148,11 @@ class ArenaService:
                 )
             return {"prompts": len(prompts), "variants": [matchup.a, matchup.b]}
 
-        return self.ctx.jobs.start("eval", {"arena": [matchup.a, matchup.b], "prompts": len(prompts)}, body)
+        from annotate.models_service import uses_local_device
+
+        params = {"arena": [matchup.a, matchup.b], "prompts": len(prompts)}
+        local = uses_local_device(self.store, [matchup.a, matchup.b])
+        return self.ctx.jobs.start("eval", params, body, local=local)
 
     def next_battle(
         self, username: str | None, matchup: Matchup, *, typed: str | None = None

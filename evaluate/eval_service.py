@@ -107,8 +107,9 @@ def resolve_variants(store, variants) -> list[str]:
         out.append(name)
     if len(out) < 2:
         raise UserInputError(
-            f"the eval needs at least two variants, found {', '.join(out) or 'none'}: register an sft variant "
-            "(`launch.py sft` or `launch.py models add`) and train a DPO adapter, or pass --variants"
+            f"the eval needs at least two variants, found {', '.join(out) or 'none'}: get an `sft` variant (in the "
+            "browser: Train → Demo SFT, or Data → Models; with no server running: `launch.py sft` or "
+            "`launch.py models add`) and train a DPO adapter, or name the variants"
         )
     return out
 
@@ -379,7 +380,7 @@ def start_eval_job(ctx, request: EvalRequest | None = None, *, username: str | N
     ctx.access.require(username, Role.ADMIN)
     request = request or EvalRequest()
     # Fail fast on the request path with the user's mistake, not later inside the job.
-    resolve_variants(ctx.store, request.variants)
+    names = resolve_variants(ctx.store, request.variants)
     if not ctx.store.list_prompts(split=request.prompt_set, limit=1):
         raise UserInputError(f"no {request.prompt_set} prompts to evaluate: import prompts first (Data tab)")
     judge = pick_judge(ctx, request.judge)
@@ -400,7 +401,10 @@ def start_eval_job(ctx, request: EvalRequest | None = None, *, username: str | N
             return {"cancelled": True}
         return {"eval_run_id": result.eval_run_id}
 
-    return ctx.jobs.start("eval", request.to_dict(), body)
+    from annotate.models_service import uses_local_device
+
+    # Only served variants: no local model runs, so the job does not wait for the device.
+    return ctx.jobs.start("eval", request.to_dict(), body, local=uses_local_device(ctx.store, names))
 
 
 def eval_job_status(store) -> dict:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from errors import UserInputError
 from limits import MAX_BATCH_SIZE, MAX_NEW_TOKENS, check_int_range
+from models.endpoint import MAX_CONCURRENCY
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +22,14 @@ class ResponseParams:
     max_new_tokens: int = field(default=256, metadata={"help": "longest response"})
     seed: int = field(default=0, metadata={"help": "recorded base seed; per-prompt seeds derive from it"})
     batch_size: int = field(default=16, metadata={"help": "prompts per forward batch"})
+    concurrency: int = field(default=8, metadata={"help": "requests in flight for an endpoint variant"})
 
     def __post_init__(self):
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise UserInputError(f"bad response params: {self}")
         check_int_range("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS)
         check_int_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_int_range("concurrency", self.concurrency, 1, MAX_CONCURRENCY)
 
     def cell(self) -> str:
         """The generations.cell key: the same key means the cached response is reused."""
@@ -42,9 +45,14 @@ def ensure_responses(
     *,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    endpoints: Callable[..., object] | None = None,
 ) -> dict[int, int]:
-    """prompt_id -> generation id of `variant`'s response, generating only the missing ones."""
+    """prompt_id -> generation id of `variant`'s response, generating only the missing ones.
+
+    A variant with an endpoint answers there, one request per prompt, each stored as it lands.
+    """
     from annotate.generation import cell_seed
+    from annotate.models_service import endpoint_of
     from models.local import SamplingParams
     from store import NewGeneration
 
@@ -59,10 +67,15 @@ def ensure_responses(
         progress(len(have), len(prompts))
     if not todo:
         return have
+    sampling = SamplingParams(params.temperature, params.top_p, params.max_new_tokens)
+    served = endpoint_of(row)
+    if served is not None:
+        return _served_responses(
+            store, row, served, prompts, todo, have, params, sampling, progress, should_stop, endpoints
+        )
     model = pool.get(variant)
     if row.fingerprint != model.fingerprint:
         store.set_model_fingerprint(variant, model.fingerprint)
-    sampling = SamplingParams(params.temperature, params.top_p, params.max_new_tokens)
     for start in range(0, len(todo), params.batch_size):
         if should_stop():
             break
@@ -89,4 +102,36 @@ def ensure_responses(
         have.update({p.id: g for p, g in zip(chunk, ids, strict=True)})
         if progress:
             progress(len(have), len(prompts))
+    return have
+
+
+def _served_responses(
+    store, row, served, prompts, todo, have, params, sampling, progress, should_stop, endpoints
+) -> dict[int, int]:
+    """The missing responses from the variant's endpoint; what landed stays stored when one fails."""
+    from annotate.generation import cell_seed, served_params
+    from models.endpoint import make_endpoint_model
+    from store import NewGeneration
+
+    key = params.cell()
+    model = (endpoints or make_endpoint_model)(served, concurrency=params.concurrency)
+    if not row.local and row.fingerprint != served.identity:
+        store.set_model_fingerprint(row.name, served.identity)
+    seeds = [cell_seed(params.seed, p.content_hash, key) for p in todo]
+
+    def keep(i: int, out) -> None:
+        p = todo[i]
+        extra = {**sampling.to_dict(), "purpose": "eval", **served_params(served, out)}
+        [gen_id] = store.add_generations(
+            row.id, [NewGeneration(p.id, key, out.text, extra, out.seed, out.n_tokens, out.seconds)]
+        )
+        have[p.id] = gen_id
+        if progress:
+            progress(len(have), len(prompts))
+
+    outcome = model.generate(
+        [p.messages for p in todo], sampling, seeds=seeds, should_stop=should_stop, on_result=keep
+    )
+    if outcome.error is not None:
+        raise outcome.error
     return have
