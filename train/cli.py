@@ -35,6 +35,20 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "--include-judge", action="store_true", help="also train on labels the judge stored (--accept)"
     )
     parser.add_argument("--report-to", help="extra loggers: tensorboard, wandb (when installed), none")
+    parser.add_argument(
+        "--processes", type=int, help="worker processes, one per GPU (torchrun with gloo on a CPU; default 1)"
+    )
+    parser.add_argument(
+        "--accelerate-config",
+        metavar="FILE",
+        help="launch the worker with this `accelerate config` YAML (DeepSpeed, FSDP): train/accelerate_configs/",
+    )
+    parser.add_argument(
+        "--load-in-4bit",
+        action="store_true",
+        default=None,
+        help="QLoRA: the variant in 4-bit NF4 on a CUDA GPU (pip install 'preflab[qlora]')",
+    )
     return parser
 
 
@@ -51,6 +65,9 @@ def config_from_args(args: argparse.Namespace):
         "limit": args.limit,
         "max_steps": args.max_steps,
         "report_to": args.report_to,
+        "processes": args.processes,
+        "accelerate_config": args.accelerate_config,
+        "load_in_4bit": args.load_in_4bit,
     }
     if args.include_judge:
         sources = None

@@ -133,7 +133,22 @@ class PrefLabFields:
     processes: int = field(
         default=1,
         metadata={
-            "help": "Worker processes, one per GPU; above 1 the worker runs under `accelerate launch`."
+            "help": "Worker processes, one per GPU (`accelerate launch`; torchrun with gloo on a CPU). With "
+            "accelerate_config and 1 here, the file's num_processes."
+        },
+    )
+    accelerate_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "An `accelerate config` YAML (DeepSpeed ZeRO-2/3, FSDP, multi-GPU) the worker is launched "
+            "with; examples in train/accelerate_configs/."
+        },
+    )
+    load_in_4bit: bool = field(
+        default=False,
+        metadata={
+            "help": "QLoRA: load the variant in 4-bit NF4 (bitsandbytes, bf16 compute) on a CUDA GPU; needs "
+            "the `qlora` extra."
         },
     )
     evals_per_run: int = field(
@@ -206,6 +221,15 @@ class PrefLabFields:
         _check_int("split_seed", self.split_seed, minimum=0)
         _check_int("evals_per_run", self.evals_per_run, minimum=1)
         _check_int("processes", self.processes, minimum=1)
+        if self.accelerate_config is not None:
+            self.accelerate_config, file_processes, precision = _accelerate_config(self.accelerate_config)
+            if self.processes == 1 and file_processes:
+                self.processes = file_processes
+            if precision in ("bf16", "fp16") and not (self.bf16 or self.fp16):
+                # The launcher autocasts in the file's precision; DeepSpeed refuses a run whose settings disagree.
+                setattr(self, precision, True)
+        if not isinstance(self.load_in_4bit, bool):
+            raise UserInputError(f"load_in_4bit must be true or false, got {self.load_in_4bit!r}")
         _check_positive("beta", self.beta)
         _check_positive("learning_rate", self.learning_rate)
         _check_positive("num_train_epochs", self.num_train_epochs)
@@ -239,6 +263,8 @@ class PrefLabFields:
 
             # A CPU-only machine would otherwise fail inside accelerate with a less direct message.
             self.use_cpu = not torch.cuda.is_available()
+        if self.load_in_4bit:
+            _check_4bit(self.use_cpu)
 
 
 _CLASS = None
@@ -417,6 +443,34 @@ def _loss_types(value) -> list[str]:
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise UserInputError(f"loss_type {loss!r} is not one of TRL's losses{hint}")
     return list(value)
+
+
+def _accelerate_config(value) -> tuple[str, int | None, str | None]:
+    """(absolute path, num_processes, mixed_precision) of an accelerate config file, refused unless a mapping."""
+    if not isinstance(value, str) or not value.strip():
+        raise UserInputError(f"accelerate_config must be the path of a YAML file, got {value!r}")
+    path = Path(value).expanduser().absolute()
+    if not path.is_file():
+        raise UserInputError(f"accelerate_config {path} is missing (write one with `accelerate config`)")
+    try:
+        data = read_yaml(path)
+    except UserInputError as exc:
+        raise UserInputError(f"accelerate_config: {exc}") from exc
+    n = data.get("num_processes")
+    n = n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else None
+    return str(path), n, data.get("mixed_precision")
+
+
+def _check_4bit(use_cpu: bool | None) -> None:
+    """QLoRA needs bitsandbytes and a CUDA GPU: refuse in one line before any run starts."""
+    import importlib.util
+
+    import torch
+
+    if use_cpu or not torch.cuda.is_available():
+        raise UserInputError("load_in_4bit needs a CUDA GPU (bitsandbytes 4-bit); this run is on the CPU")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise UserInputError("load_in_4bit needs bitsandbytes: pip install 'preflab[qlora]'")
 
 
 def _is_number(value) -> bool:

@@ -33,19 +33,68 @@ class WorkerExit:
 
 
 def worker_command(
-    run_dir: str | os.PathLike, *, accelerate_processes: int | None = None, cpu: bool = False
+    run_dir: str | os.PathLike,
+    *,
+    processes: int = 1,
+    accelerate_config: str | None = None,
+    cpu: bool | None = None,
+    accelerate_processes: int | None = None,
 ) -> list[str]:
-    """The worker's command line; with `accelerate_processes`, under `accelerate launch` (one per GPU)."""
-    if accelerate_processes is None:
-        return [sys.executable, "-m", "train.worker", str(run_dir)]
-    launch = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--num_processes",
-        str(accelerate_processes),
-    ]
-    return [*launch, *(["--cpu"] if cpu else []), "-m", "train.worker", str(run_dir)]
+    """The worker's command line: plain Python for one process, else torchrun (CPU) or `accelerate launch` (GPUs).
+
+    `accelerate launch --cpu --num_processes N` starts a single process, so several CPU processes go through
+    torchrun (gloo). `accelerate_processes` forces `accelerate launch` with that many processes.
+    """
+    worker = ["-m", "train.worker", str(run_dir)]
+    if accelerate_processes is not None:
+        return [
+            *_ACCELERATE,
+            "--num_processes",
+            str(accelerate_processes),
+            *(["--cpu"] if cpu else []),
+            *worker,
+        ]
+    if processes == 1 and not accelerate_config:
+        return [sys.executable, *worker]
+    if cpu is None:
+        cpu = not _cuda_available()
+    if cpu and not accelerate_config:
+        # --standalone: a rendezvous on a free local port, so two runs on one machine do not collide.
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(processes),
+            *worker,
+        ]
+    config = ["--config_file", str(accelerate_config)] if accelerate_config else []
+    multi = ["--multi_gpu"] if processes > 1 and not accelerate_config else []
+    return [*_ACCELERATE, *config, *multi, "--num_processes", str(processes), *worker]
+
+
+def launcher_for(cfg) -> Callable[[Path], subprocess.Popen]:
+    """How a run with settings `cfg` starts its worker: one process, or `cfg.processes` of them."""
+    processes, config = int(cfg.processes), getattr(cfg, "accelerate_config", None)
+    if processes == 1 and not config:
+        return spawn_worker
+    cpu = bool(cfg.use_cpu) if cfg.use_cpu is not None else None
+
+    def launch(run_dir: Path) -> subprocess.Popen:
+        command = worker_command(run_dir, processes=processes, accelerate_config=config, cpu=cpu)
+        return spawn_worker(run_dir, command, extra_env={"ACCELERATE_USE_CPU": "true"} if cpu else None)
+
+    return launch
+
+
+_ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 # The worker's environment is built from this list: it trains from files and never needs an API key or a Hub
@@ -71,10 +120,13 @@ def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def spawn_worker(run_dir: Path, command: list[str] | None = None) -> subprocess.Popen:
+def spawn_worker(
+    run_dir: Path, command: list[str] | None = None, *, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen:
     """Start the worker in its own session, output appended to RUN_DIR/worker.log."""
     rd = RunDir(run_dir)
     env = worker_env(os.environ)
+    env.update(extra_env or {})
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")

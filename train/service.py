@@ -15,7 +15,7 @@ from typing import Any
 
 from access import Role
 from errors import PrefLabError, UserInputError
-from train.process import exit_reason, spawn_worker, supervise, worker_command
+from train.process import exit_reason, launcher_for, spawn_worker, supervise, worker_command
 from train.rundir import CONFIG, METRICS, REPORT, TRAIN, VAL, MetricsTail, RunDir
 
 log = logging.getLogger(__name__)
@@ -214,10 +214,8 @@ def execute_run(
 
 
 def _launcher(cfg) -> Launcher:
-    """The plain worker, or `accelerate launch` with one process per GPU."""
-    if cfg.processes == 1:
-        return spawn_worker
-    return lambda run_dir: spawn_worker(run_dir, worker_command(run_dir, accelerate_processes=cfg.processes))
+    """The plain worker, or several processes: torchrun on the CPU, `accelerate launch` on GPUs."""
+    return launcher_for(cfg)
 
 
 def _write_snapshot(ctx, prepared: PreparedRun, progress, stop):

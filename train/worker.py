@@ -77,15 +77,24 @@ def _train(rd: RunDir, on_trainer, started: float, main_process: bool) -> dict[s
 
     cfg = config_from_overrides(spec["config"], output_dir=str(rd / TRAINER_DIR))
     cfg.disable_tqdm = True  # a progress bar in worker.log is noise; PrinterCallback logs each row instead
-    local = load_reference(spec)
+    local = load_reference(
+        spec,
+        load_in_4bit=cfg.load_in_4bit,
+        gradient_checkpointing=bool(cfg.activation_checkpointing),
+        sharded=_sharded_weights(),
+    )
+    if cfg.kl_every and _sharded_weights():
+        # The KL estimate samples on one process; ZeRO-3 / FSDP weights are gathered by all of them together.
+        log.warning("KL estimates are off: ZeRO-3 / FSDP shard the weights across processes")
+        cfg.kl_every = 0
     train_rows, val_rows = read_rows(rd / TRAIN), read_rows(rd / VAL)
     trainer, files, kl = build_trainer(
         cfg, local, train_rows, val_rows, rd, kl_prompts=spec.get("kl_prompts") or [], on_trainer=on_trainer
     )
     try:
         trainer.train()
-        if not files.cancelled and trainer.state.global_step % max(1, int(cfg.eval_steps or 1)) != 0:
-            trainer.evaluate()  # the final validation gap, when the last step was not an eval step
+        if not files.cancelled and not _evaluated_last_step(trainer):
+            trainer.evaluate()  # the final validation gap (transformers 5 already evaluates at max_steps)
         if files.cancelled:
             state = "cancelled"
         else:
@@ -103,6 +112,7 @@ def _train(rd: RunDir, on_trainer, started: float, main_process: bool) -> dict[s
         "train_seconds": _train_seconds(trainer),
         "kl_ref_forwards": kl.ref_forwards if kl else 0,
         "adapter": ADAPTER if state == "done" else None,
+        "world_size": int(trainer.accelerator.num_processes),
     }
     if main_process:
         rd.write_json(STATUS, status)
@@ -110,11 +120,17 @@ def _train(rd: RunDir, on_trainer, started: float, main_process: bool) -> dict[s
     return status
 
 
-def load_reference(spec: dict[str, Any]):
+def load_reference(
+    spec: dict[str, Any], *, load_in_4bit: bool = False, gradient_checkpointing: bool = False, sharded=False
+):
     """The SFT variant as a LocalModel, checked against the fingerprint its reference log-probs were scored with."""
     from models.local import Variant, load_variant
 
     variant = Variant(**spec["variant"])
+    if load_in_4bit:
+        return load_4bit(
+            variant, spec["models_dir"], gradient_checkpointing=gradient_checkpointing, sharded=sharded
+        )
     local = load_variant(variant, cache_dir=spec["models_dir"], dtype=spec.get("dtype"))
     expected = spec.get("ref_fingerprint")
     if expected and local.fingerprint != expected:
@@ -123,6 +139,47 @@ def load_reference(spec: dict[str, Any]):
             f"(fingerprint {local.fingerprint}, expected {expected}); start a new run"
         )
     return local
+
+
+def load_4bit(variant, models_dir, *, gradient_checkpointing: bool = False, sharded: bool = False):
+    """QLoRA: the variant's base in 4-bit NF4 (bf16 compute) on this process's GPU, its adapters merged in, ready for k-bit training.
+
+    The 4-bit weights are not the ones the reference log-probs were scored with, so there is no fingerprint check.
+    """
+    import torch
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    from models.local import DEFAULT_BASE, LocalModel, check_variant_paths, merge_adapters
+    from models.variants import looks_local
+
+    check_variant_paths(variant.base, variant.adapters)
+    if variant.base == DEFAULT_BASE:
+        from models.gguf_cache import ensure_default_cache
+
+        source = str(ensure_default_cache(models_dir))
+    else:
+        source = str(Path(variant.base).expanduser()) if looks_local(variant.base) else variant.base
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_use_double_quant=True,
+        # ZeRO-3 / FSDP shard parameters of one dtype: store the 4-bit blocks as bf16 there.
+        **({"bnb_4bit_quant_storage": torch.bfloat16} if sharded else {}),
+    )
+    device_map = None if sharded else {"": int(os.environ.get("LOCAL_RANK", "0"))}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, quantization_config=quant, dtype=torch.bfloat16, device_map=device_map
+        )
+    except Exception as exc:
+        raise ModelError(" ".join(f"cannot load {variant.base!r} in 4-bit: {exc}".split())[:400]) from exc
+    model = merge_adapters(model, variant.adapters)  # peft re-quantizes each merged layer (a small rounding)
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    log.info("loaded %s in 4-bit NF4 from %s", variant.name, source)
+    return LocalModel(model, tokenizer, name=variant.name, variant=variant)
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -228,6 +285,9 @@ def save_adapter(trainer, rd: RunDir) -> Path:
     if trainer.accelerator.is_main_process:
         shutil.rmtree(partial, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
+    if getattr(trainer, "is_fsdp_enabled", False):
+        # A sharded state dict would save one shard per process: gather the adapter into one ordinary file.
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(partial))  # every process: ZeRO-3 / FSDP gather the weights collectively
     trainer.accelerator.wait_for_everyone()
     if trainer.accelerator.is_main_process:
@@ -237,11 +297,25 @@ def save_adapter(trainer, rd: RunDir) -> Path:
     return target
 
 
+def _evaluated_last_step(trainer) -> bool:
+    """Whether the Trainer logged a validation pass at its final step (else the metrics would hold it twice)."""
+    step = trainer.state.global_step
+    return any(row.get("step") == step and "eval_loss" in row for row in trainer.state.log_history)
+
+
 def _train_seconds(trainer) -> float | None:
     for row in reversed(trainer.state.log_history):
         if "train_runtime" in row:
             return float(row["train_runtime"])
     return None
+
+
+def _sharded_weights() -> bool:
+    """Whether `accelerate launch` shards the weights across processes (DeepSpeed ZeRO-3 or FSDP)."""
+    return (
+        os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
+        or os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+    )
 
 
 def _is_main_process() -> bool:
