@@ -37,6 +37,8 @@ LOSS_TYPES = (
     "sft",
     "sigmoid_norm",
 )
+# Worker processes of one run (one per GPU, all nodes together): room for 16 nodes of 8, no fork bomb on a typo.
+MAX_PROCESSES = 128
 # Short names people type in YAML files, mapped to the TrainingArguments fields they mean.
 ALIASES = {
     "lr": "learning_rate",
@@ -220,10 +222,11 @@ class PrefLabFields:
         check_int_range("kl_max_new_tokens", self.kl_max_new_tokens, 1, MAX_NEW_TOKENS)
         _check_int("split_seed", self.split_seed, minimum=0)
         _check_int("evals_per_run", self.evals_per_run, minimum=1)
-        _check_int("processes", self.processes, minimum=1)
+        check_int_range("processes", self.processes, 1, MAX_PROCESSES)
         if self.accelerate_config is not None:
             self.accelerate_config, file_processes, precision = _accelerate_config(self.accelerate_config)
             if self.processes == 1 and file_processes:
+                check_int_range("processes", file_processes, 1, MAX_PROCESSES)
                 self.processes = file_processes
             if precision in ("bf16", "fp16") and not (self.bf16 or self.fp16):
                 # The launcher autocasts in the file's precision; DeepSpeed refuses a run whose settings disagree.

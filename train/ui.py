@@ -11,6 +11,7 @@ from context import Context
 from errors import PrefLabError
 from safe_text import md_text
 from served import chart_copy
+from train.config import MAX_PROCESSES
 from ui_common import empty_state, warn
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,11 @@ def train_empty_state(counts: dict[str, int], has_sft: bool) -> str:
     steps = []
     if not has_sft:
         steps.append(
-            "Train the demo SFT below (or register yours: `launch.py models add sft --base ... --adapter ...`)."
+            "Train the demo SFT below (*Demo SFT*), or register yours in **Data** → *Models* (admin)."
         )
     steps += [
         f"Collect preference triples in **Annotate** (you have {triples}; a demo run wants a few hundred).",
-        "Start a DPO run below (or `python launch.py train --preset demo`): a LoRA adapter on top of `sft`.",
+        "Start a DPO run below: a LoRA adapter on top of `sft`.",
         "Watch the reward gap, the validation reward gap and the KL to the reference here, live.",
     ]
     return empty_state("Train", steps)
@@ -92,8 +93,8 @@ def runs_table(runs) -> pd.DataFrame:
     )
 
 
-def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
-    """Widgets and events of the Train tab."""
+def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) -> None:
+    """Widgets and events of the Train tab; `tab` refreshes it when it is selected."""
     from annotate.jobs import job_line
     from train.service import cancel_training, start_training
 
@@ -130,6 +131,14 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
             elem_id="train-loss-type",
         )
         include_judge = gr.Checkbox(label="include judge labels", value=False, elem_id="train-include-judge")
+        processes = gr.Number(
+            value=1,
+            precision=0,
+            minimum=1,
+            maximum=MAX_PROCESSES,
+            label="Processes (one per GPU)",
+            elem_id="train-processes",
+        )
     with gr.Row():
         start = gr.Button("Start DPO run", elem_id="train-start", variant="primary")
         cancel = gr.Button("Cancel run", elem_id="train-cancel", variant="stop")
@@ -205,7 +214,7 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
     refresh_outputs = [status, runs, *plots.values(), run_status, warnings_md, report, curves]
 
     # Every action of this tab is the admin's: the services check the login (gr.Request.username).
-    def on_start(preset_v, beta_v, lr_v, epochs_v, loss_v, judge_v, request: gr.Request):
+    def on_start(preset_v, beta_v, lr_v, epochs_v, loss_v, judge_v, processes_v, request: gr.Request):
         from train.config import load_config
 
         # 0 (or blank) keeps the preset's value: none of these is meaningful at 0.
@@ -217,6 +226,8 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
         }
         if judge_v:
             overrides["sources"] = ("human", "import", "judge")
+        if processes_v:  # blank keeps one; the config bounds it (torchrun on a CPU, accelerate on GPUs)
+            overrides["processes"] = int(processes_v)
         try:
             cfg = load_config(None, preset_v, overrides)
             run_id = start_training(ctx, cfg, user=request.username)
@@ -279,7 +290,7 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
 
     start.click(
         on_start,
-        [preset, beta, lr, epochs, loss_type, include_judge],
+        [preset, beta, lr, epochs, loss_type, include_judge, processes],
         refresh_outputs,
         api_name="train_start",
     )
@@ -288,3 +299,5 @@ def build_train_tab(ctx: Context, demo: gr.Blocks) -> None:
     sft_cancel.click(on_sft_cancel, None, [sft_status], api_name="train_sft_cancel")  # admin: in cancel_job
     timer.tick(on_tick, [state], [*refresh_outputs, sft_status], api_name=False, show_progress="hidden")
     demo.load(refresh, None, refresh_outputs, api_name=False)
+    if tab is not None:
+        tab.select(refresh, None, refresh_outputs, api_name=False, show_progress="hidden")

@@ -102,7 +102,7 @@ def running_job(kind: str, params: dict):
 ADMIN_CALLS = {
     "build_annotate_tab.<locals>.on_generate": ([], None),
     "build_annotate_tab.<locals>.on_cancel": ([], running_generation),
-    "build_train_tab.<locals>.on_start": (["demo", 0, 0, 0, "sigmoid", False], None),
+    "build_train_tab.<locals>.on_start": (["demo", 0, 0, 0, "sigmoid", False, 1], None),
     "build_train_tab.<locals>.on_cancel": ([], None),
     "build_train_tab.<locals>.on_sft": ([1, None, STATE], None),
     "build_train_tab.<locals>.on_sft_cancel": ([], running_job("train", {"sft": True})),

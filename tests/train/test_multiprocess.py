@@ -103,6 +103,17 @@ def test_an_accelerate_config_sets_the_process_count_unless_processes_is_given(t
         tiny_config(accelerate_config=str(tmp_path / "list.yaml"))
 
 
+def test_the_process_count_is_bounded(tmp_path):
+    from train.config import MAX_PROCESSES
+
+    with pytest.raises(UserInputError, match=f"processes must be an integer from 1 to {MAX_PROCESSES}"):
+        tiny_config(processes=MAX_PROCESSES + 1)
+    config = tmp_path / "huge.yaml"
+    config.write_text(f"distributed_type: MULTI_GPU\nnum_processes: {MAX_PROCESSES * 10}\n")
+    with pytest.raises(UserInputError, match="processes must be an integer"):
+        tiny_config(accelerate_config=str(config))
+
+
 def test_the_cli_flags_reach_the_config(tmp_path):
     import argparse
 
@@ -158,3 +169,23 @@ def test_qlora_loads_the_variant_in_4bit_where_bitsandbytes_runs(tiny_sft, tmp_p
     local = load_reference(spec, load_in_4bit=True)
     assert getattr(local.model, "is_loaded_in_4bit", False)
     assert local.model.device.type == "cuda"
+
+
+def test_the_train_tab_starts_a_run_with_the_processes_it_shows(tmp_path, tiny_sft, monkeypatch):  # noqa: F811
+    import gradio as gr
+
+    import train.service
+    from train.ui import build_train_tab
+
+    started = []
+    monkeypatch.setattr(train.service, "start_training", lambda ctx, cfg, user=None: started.append(cfg) or 7)
+    ctx = make_ctx(tmp_path / "home", tiny_sft)
+    try:
+        with gr.Blocks() as demo:
+            build_train_tab(ctx, demo)
+        (on_start,) = [f.fn for f in demo.fns.values() if f.fn.__qualname__.endswith("on_start")]
+        on_start("demo", 0, 0, 0, "sigmoid", False, 2, gr.Request(username=None))
+        on_start("demo", 0, 0, 0, "sigmoid", False, None, gr.Request(username=None))
+    finally:
+        ctx.store.close()
+    assert [cfg.processes for cfg in started] == [2, 1]
