@@ -35,17 +35,19 @@ def build_app(ctx: Context) -> gr.Blocks:
         gr.Markdown(
             "# PrefLab\nTurn human judgement into a better model: label pairs, train DPO, compare blind."
         )
+        # Each tab reads what it shows afresh when selected (counts, variants, runs): work done in another tab
+        # (the demo prompts, a new variant) shows at once, not after a reload.
         with gr.Tabs(elem_id="tabs"):
-            with gr.Tab("Annotate", id="annotate", elem_id="tab-annotate"):
-                build_annotate_tab(ctx, demo)
-            with gr.Tab("Train", id="train", elem_id="tab-train"):
-                build_train_tab(ctx, demo)
-            with gr.Tab("Arena", id="arena", elem_id="tab-arena"):
-                build_arena_tab(ctx, demo)
-            with gr.Tab("Eval", id="eval", elem_id="tab-eval"):
-                build_eval_tab(ctx, demo)
-            with gr.Tab("Data", id="data", elem_id="tab-data"):
-                build_data_tab(ctx, demo)
+            with gr.Tab("Annotate", id="annotate", elem_id="tab-annotate") as tab:
+                build_annotate_tab(ctx, demo, tab=tab)
+            with gr.Tab("Train", id="train", elem_id="tab-train") as tab:
+                build_train_tab(ctx, demo, tab=tab)
+            with gr.Tab("Arena", id="arena", elem_id="tab-arena") as tab:
+                build_arena_tab(ctx, demo, tab=tab)
+            with gr.Tab("Eval", id="eval", elem_id="tab-eval") as tab:
+                build_eval_tab(ctx, demo, tab=tab)
+            with gr.Tab("Data", id="data", elem_id="tab-data") as tab:
+                build_data_tab(ctx, demo, tab=tab)
     return demo
 
 

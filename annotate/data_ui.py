@@ -20,15 +20,17 @@ def data_empty_state(counts: dict[str, int]) -> str:
     """What the Data tab tells a user before any import."""
     steps = [
         "Load the demo prompts (340 incident reports to triage) below, or import your own file.",
+        "Register your SFT model under *Models* below (admin), or train the demo SFT in **Train**.",
         "Label pairs in **Annotate**; confirmed labels become (prompt, chosen, rejected) triples.",
-        "Export them below (JSONL or Parquet in TRL's format), or publish with `launch.py export --hub ORG/NAME`.",
+        "Export them below (JSONL or Parquet in TRL's format), or write the Hub folder (a dry run) below.",
     ]
     return empty_state("Your data", steps) + f"\n\n<small>{counts_line(counts)}</small>"
 
 
-def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
-    """Widgets and events of the Data tab."""
+def build_data_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) -> DataService:
+    """Widgets and events of the Data tab; `tab` refreshes the counts and statistics when it is selected."""
     from annotate.export import ExportFilters
+    from annotate.models_ui import build_models_section
 
     svc = DataService(
         ctx.store,
@@ -59,6 +61,7 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
     preview = gr.JSON(label="Preview of the first rows", elem_id="import-preview", visible=False)
     do_import = gr.Button("Import this file", elem_id="import-run", visible=False, scale=0, min_width=200)
     result = gr.Textbox(label="Last import", elem_id="import-result", interactive=False, lines=1)
+    build_models_section(ctx, demo, tab=tab)
 
     gr.Markdown("### Export (TRL conversational preference format, with provenance)")
     with gr.Row():
@@ -157,7 +160,11 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
         except PrefLabError as exc:
             warn(exc)
             return {export_result: str(exc)}
-        return {export_result: folder.summary() + " — push it with `launch.py export --hub ORG/NAME`."}
+        # Pushing needs the Hub token and the database: the CLI does it, once no server holds the database.
+        return {
+            export_result: folder.summary()
+            + " — to push it, stop the server, then run `launch.py export --hub ORG/NAME`."
+        }
 
     demo.load(on_load, None, [status, stats], api_name=False)
     load_demo.click(on_demo, None, [result, stats, status], api_name="load_demo")
@@ -174,4 +181,6 @@ def build_data_tab(ctx: Context, demo: gr.Blocks) -> DataService:
     )
     hub_btn.click(on_hub, [hub_repo, exp_sources, exp_agreement, exp_ties], [export_result], api_name=False)
     refresh.click(on_load, None, [status, stats], api_name=False)
+    if tab is not None:
+        tab.select(on_load, None, [status, stats], api_name=False)
     return svc

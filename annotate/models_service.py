@@ -52,6 +52,14 @@ def where_it_runs(ctx, row) -> str:
             found = None
         if found:
             return f"this server: {found}"
+    plan = getattr(ctx.generator, "plan", None)  # where the pool will load it ('cuda:0, bf16')
+    if callable(plan):
+        try:
+            planned = plan()
+        except Exception:
+            planned = None
+        if planned:
+            return f"this server: {planned} (loaded on first use)"
     return "this server (loaded on first use)"
 
 

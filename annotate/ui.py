@@ -14,9 +14,11 @@ from annotate.labelling import (
     NothingToUndoError,
     Screen,
 )
+from annotate.models_service import VariantInfo, list_variants
 from annotate.service import AnnotateService
 from context import Context
 from errors import PrefLabError
+from limits import MAX_ITEMS, MAX_NEW_TOKENS
 from safe_text import md_text
 from ui_common import counts_line, empty_state, warn
 
@@ -36,25 +38,45 @@ VOTE_CONCURRENCY = 16
 MAX_UNDO = 100
 
 
-def annotate_empty_state(counts: dict[str, int]) -> str:
-    """What the Annotate tab tells a user who has nothing to label yet."""
+def annotate_empty_state(counts: dict[str, int], has_sft: bool = False) -> str:
+    """What the Annotate tab tells a user who has nothing to label yet; every step is done in this page."""
     steps = []
     if counts.get("prompts", 0) == 0:
         steps.append(
-            "Import prompts: the **Data** tab, or `python launch.py import FILE` (JSONL, CSV, Parquet)."
+            "Import prompts: **Data** tab → *Load the demo prompts*, or upload your file there "
+            "(JSONL, CSV, Parquet)."
         )
     if counts.get("pairs", 0) == 0:
-        steps.append(
-            "Register your SFT model: `python launch.py models add sft --base ID_OR_PATH --adapter PATH`."
-        )
-        steps.append(
-            "Generate two responses per prompt: **Generate pairs** below, or `python launch.py generate`."
-        )
+        if not has_sft:
+            steps.append(
+                "Get an SFT model: **Train** tab → *Demo SFT*, or register yours in **Data** → *Models* (admin)."
+            )
+        steps.append("Generate two responses per prompt: pick the variant below, then **Generate pairs**.")
     else:
         steps.append("Every pair has a label: generate more below, or train on them in **Train**.")
     steps.append("Label them here. Keys: `1` A, `2` B, `3` tie, `4` both bad, `s` skip, `u` undo.")
     title = "Nothing to label yet" if counts.get("pairs", 0) == 0 else "All pairs are labelled"
     return empty_state(title, steps) + f"\n\n<small>{counts_line(counts)}</small>"
+
+
+GET_SFT = "**Train** tab → *Demo SFT* (registered as `sft`), or register yours in **Data** → *Models* (admin)"
+
+
+def variant_note(info: VariantInfo | None) -> str:
+    """What the Generate pairs picker says about the chosen variant: where it runs, and what a baseline is for."""
+    if info is None:
+        return (
+            f"Pick the variant that writes the responses. Your SFT model: {GET_SFT}; `base` gives a baseline."
+        )
+    name = f"**{md_text(info.name)}**"
+    if info.on_endpoint:
+        return f"{name} generates on its server ({md_text(info.where)}), not in this process."
+    if info.kind == "base" and info.name != "sft":
+        return (
+            f"{name} is a base model: its responses are for a baseline. Pairs for DPO on top of your SFT model "
+            f"come from `sft`: {GET_SFT}."
+        )
+    return f"{name} generates in {md_text(info.where)}."
 
 
 def render_prompt(messages: list[dict]) -> str:
@@ -99,8 +121,8 @@ def progress_text(screen: Screen | None, counts: dict[str, int], annotator: str)
     )
 
 
-def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
-    """Widgets and events of the Annotate tab."""
+def build_annotate_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) -> AnnotateService:
+    """Widgets and events of the Annotate tab; `tab` refreshes them when it is selected."""
     svc = AnnotateService(ctx)
     svc.resume_interrupted()
     state = gr.State({"pair_id": None, "shown_at": 0.0, "pending": False, "undo": []})
@@ -146,6 +168,35 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
             )
         gr.Markdown(KEY_HELP, elem_classes=["kbd-help"])
     with gr.Row():
+        # Custom values allowed: the service checks the name, and a page older than a new variant still works.
+        variant = gr.Dropdown(
+            choices=[i.name for i in list_variants(ctx, generating_only=True)],
+            value=None,
+            label="Variant that writes the responses",
+            elem_id="generate-variant",
+            allow_custom_value=True,
+            scale=2,
+        )
+        gen_limit = gr.Number(
+            value=0,
+            precision=0,
+            minimum=0,
+            maximum=MAX_ITEMS,
+            label="At most N prompts (0: every train prompt)",
+            elem_id="generate-limit",
+            scale=1,
+        )
+        gen_tokens = gr.Number(
+            value=256,
+            precision=0,
+            minimum=1,
+            maximum=MAX_NEW_TOKENS,
+            label="Max new tokens",
+            elem_id="generate-max-tokens",
+            scale=1,
+        )
+    gen_note = gr.Markdown(elem_id="generate-note")
+    with gr.Row():
         generate = gr.Button(
             "Generate pairs", elem_id="generate", variant="secondary", scale=0, min_width=200
         )
@@ -177,11 +228,12 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
         if screen is None:
             # Counts only feed the empty state: a vote that shows the next pair never pays for them.
             counts = svc.counts()
+            has_sft = ctx.store.get_model("sft") is not None
             return {
                 state: {"pair_id": None, "shown_at": 0.0, "pending": False, "undo": undo_ids},
                 progress: progress_text(None, counts, name),
                 empty_col: gr.Column(visible=True),
-                empty_md: annotate_empty_state(counts),
+                empty_md: annotate_empty_state(counts, has_sft),
                 pair_col: gr.Column(visible=False),
                 prompt: "",
                 resp_a: "",
@@ -275,9 +327,42 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
             return {state: gr.skip()}
         return show(screen, name, hide_value, st.get("undo"))
 
-    def on_generate(request: gr.Request):
+    def picker(current: str | None) -> dict:
+        """The variants that can generate; the current pick stays, else `sft` when it exists."""
+        infos = list_variants(ctx, generating_only=True)
+        names = [i.name for i in infos]
+        value = current if current in names else ("sft" if "sft" in names else None)
+        chosen = next((i for i in infos if i.name == value), None)
+        return {variant: gr.Dropdown(choices=names, value=value), gen_note: variant_note(chosen)}
+
+    def on_variants(current: str | None):
+        return picker(current)
+
+    def on_pick(current: str | None):
+        chosen = next((i for i in list_variants(ctx) if i.name == current), None)
+        return {gen_note: variant_note(chosen)}
+
+    def on_select(name: str, st: dict, hide_value: bool, current: str | None, request: gr.Request):
+        """The tab is shown again: fresh variants, job line and, when no pair is on screen, counts or a pair."""
+        out = {**picker(current), gen_status: md_text(svc.generation_status().text)}
+        if st.get("pair_id") is None:
+            user, name = who(name, request)
+            try:
+                out.update(show(svc.current(name, username=user), name, hide_value, st.get("undo")))
+            except PrefLabError:
+                out.update(show(None, name, hide_value, st.get("undo")))  # on_load already warned
+        return out
+
+    def on_generate(current: str | None, limit_v, tokens_v, request: gr.Request):
+        from annotate.generation import GenerateConfig
+
         try:
-            job_id = svc.start_generation(username=getattr(request, "username", None))
+            cfg = GenerateConfig(
+                variant=(current or "").strip(),
+                limit=int(limit_v) if limit_v else None,
+                max_new_tokens=int(tokens_v or 256),
+            )
+            job_id = svc.start_generation(cfg, username=getattr(request, "username", None))
         except PrefLabError as exc:
             warn(exc)
             return {gen_status: md_text(exc)}
@@ -329,7 +414,10 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
     )
     hide.change(on_hide, [annotator, state, hide], pair_outputs, api_name=False)
     annotator.submit(on_load, [annotator, hide], [*pair_outputs, annotator], api_name=False)
-    generate.click(on_generate, None, [gen_status], api_name="generate")  # admin: checked in the service
+    generate.click(
+        on_generate, [variant, gen_limit, gen_tokens], [gen_status], api_name="generate"
+    )  # admin: checked in the service
+    variant.change(on_pick, [variant], [gen_note], api_name=False)
     cancel.click(on_cancel, None, [gen_status], api_name=False)  # admin: checked in the service
     timer.tick(
         on_tick, [annotator, state, hide], [gen_status, *pair_outputs], api_name=False, concurrency_limit=None
@@ -337,4 +425,13 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks) -> AnnotateService:
     demo.load(
         on_load, [annotator, hide], [*pair_outputs, annotator], api_name="next_pair", concurrency_limit=None
     )
+    demo.load(on_variants, [variant], [variant, gen_note], api_name=False, concurrency_limit=None)
+    if tab is not None:
+        tab.select(
+            on_select,
+            [annotator, state, hide, variant],
+            [variant, gen_note, gen_status, *pair_outputs],
+            api_name=False,
+            concurrency_limit=None,
+        )
     return svc

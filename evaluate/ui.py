@@ -13,7 +13,8 @@ from ui_common import empty_state, warn
 def arena_empty_state(n_models: int) -> str:
     """What the Arena tab tells a user with fewer than two variants to compare."""
     steps = [
-        f"Register at least two variants (you have {n_models}): `python launch.py models list`.",
+        f"Have at least two variants (you have {n_models}): train the demo SFT in **Train**, or register yours "
+        "in **Data** → *Models* (admin).",
         "Train a DPO adapter (**Train** tab); it is registered as `sft+dpo@<run>`.",
         "Vote blind here: identities stay hidden until you vote. Keys: `1` left, `2` right, `3` tie, `4` both bad.",
     ]
@@ -24,7 +25,7 @@ def eval_empty_state() -> str:
     """What the Eval tab tells a user before the first eval run."""
     steps = [
         "Train a DPO adapter first (**Train** tab).",
-        "Run the 3-way eval: `python launch.py eval --variants base,sft,sft+dpo@RUN --prompts heldout`.",
+        "Run the 3-way eval below (*Run eval*; blank variants: base, sft and the newest sft+dpo).",
         "The table (with 95% intervals), a chart and a sample viewer appear here.",
     ]
     return empty_state("No eval runs yet", steps)
@@ -38,7 +39,7 @@ ARENA_BUTTONS = (
 )
 
 
-def build_arena_tab(ctx: Context, demo: gr.Blocks):
+def build_arena_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None):
     """Widgets and events of the Arena tab; the battle (with identities) stays in server-side State."""
     from annotate.ui import render_prompt
     from errors import PrefLabError
@@ -171,6 +172,12 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
             return {battle_state: gr.skip()}
         return show(next_for(name, m, request), m)
 
+    def on_select(name, battle, m, request: gr.Request):
+        """The tab is shown again: a battle on screen stays; otherwise the variants and battles are read afresh."""
+        if battle is not None:
+            return {battle_state: gr.skip()}
+        return on_load(name, m, request)
+
     def on_prepare(m, request: gr.Request):
         m = current_matchup(m)
         if m is None:
@@ -270,10 +277,12 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks):
     use.click(on_use, [pick_a, pick_b, pick_set, voter], [*outputs, chooser], api_name=False)
     timer.tick(on_tick, [voter, battle_state, matchup_state], [job_line, *outputs], api_name=False)
     demo.load(on_load, [voter, matchup_state], outputs, api_name=False)
+    if tab is not None:
+        tab.select(on_select, [voter, battle_state, matchup_state], outputs, api_name=False)
     return svc
 
 
-def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
+def build_eval_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) -> None:
     """Widgets and events of the Eval tab: start an eval, read its table and chart, browse samples."""
 
     import pandas as pd
@@ -410,7 +419,16 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks) -> None:
             out[pick] = gr.Dropdown(choices=choices, value=info["eval_run_id"])
         return out
 
+    def on_select(current):
+        """The tab is shown again: the eval runs afresh, keeping the one on screen (no chart redrawn)."""
+        choices = eval_choices(ctx.store)
+        ids = [value for _label, value in choices]
+        keep = current if current in ids else (ids[0] if ids else None)
+        return {pick: gr.Dropdown(choices=choices, value=keep)}
+
     demo.load(on_load, None, [pick], api_name=False)
+    if tab is not None:
+        tab.select(on_select, [pick], [pick], api_name=False, show_progress="hidden")
     pick.change(on_pick, [pick], [status, table, chart, pick_prompt], api_name=False)
     pick_prompt.change(
         on_sample,

@@ -27,6 +27,9 @@ EVENT_ROLES = {
     "build_annotate_tab.<locals>.on_tick": ANNOTATOR,
     "build_annotate_tab.<locals>.on_generate": ADMIN,
     "build_annotate_tab.<locals>.on_cancel": ADMIN,
+    "build_annotate_tab.<locals>.on_variants": ANNOTATOR,
+    "build_annotate_tab.<locals>.on_pick": ANNOTATOR,
+    "build_annotate_tab.<locals>.on_select": ANNOTATOR,
     "build_train_tab.<locals>.on_start": ADMIN,
     "build_train_tab.<locals>.on_cancel": ADMIN,
     "build_train_tab.<locals>.on_sft": ADMIN,
@@ -39,6 +42,7 @@ EVENT_ROLES = {
     "build_arena_tab.<locals>.on_use": ANNOTATOR,
     "build_arena_tab.<locals>.on_tick": ANNOTATOR,
     "build_arena_tab.<locals>.on_load": ANNOTATOR,
+    "build_arena_tab.<locals>.on_select": ANNOTATOR,
     "build_arena_tab.<locals>.on_prepare": ADMIN,
     "build_arena_tab.<locals>.on_close": ADMIN,
     "build_arena_tab.<locals>.on_stop": ADMIN,
@@ -46,6 +50,7 @@ EVENT_ROLES = {
     "build_eval_tab.<locals>.on_pick": ANNOTATOR,
     "build_eval_tab.<locals>.on_sample": ANNOTATOR,
     "build_eval_tab.<locals>.on_tick": ANNOTATOR,
+    "build_eval_tab.<locals>.on_select": ANNOTATOR,
     "build_eval_tab.<locals>.on_run": ADMIN,
     "build_eval_tab.<locals>.on_cancel": ADMIN,
     "build_data_tab.<locals>.on_load": ANNOTATOR,
@@ -54,24 +59,14 @@ EVENT_ROLES = {
     "build_data_tab.<locals>.on_import": ADMIN,
     "build_data_tab.<locals>.on_export": ADMIN,
     "build_data_tab.<locals>.on_hub": ADMIN,
+    "build_models_section.<locals>.on_models": ANNOTATOR,
+    "build_models_section.<locals>.on_register": ADMIN,
 }
 
 
 def open_arena(ctx) -> None:
     base, sft = ctx.store.get_model("base"), ctx.store.get_model("sft")
     ctx.store.open_arena(base.id, sft.id, "heldout", "root")
-
-
-def running_generation(ctx) -> None:
-    """A generation job that runs until someone cancels it."""
-
-    def body(handle) -> dict:
-        deadline = time.monotonic() + 120
-        while not handle.cancelled and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return {}
-
-    ctx.jobs.start("generate", {}, body)
 
 
 def running_job(kind: str, params: dict):
@@ -100,8 +95,8 @@ def running_job(kind: str, params: dict):
 
 # Handler -> (inputs as the page sends them, setup that makes a wrongly allowed call visible in `state`).
 ADMIN_CALLS = {
-    "build_annotate_tab.<locals>.on_generate": ([], None),
-    "build_annotate_tab.<locals>.on_cancel": ([], running_generation),
+    "build_annotate_tab.<locals>.on_generate": (["base", 2, 16], None),
+    "build_annotate_tab.<locals>.on_cancel": ([], running_job("generate", {})),
     "build_train_tab.<locals>.on_start": (["demo", 0, 0, 0, "sigmoid", False, 1], None),
     "build_train_tab.<locals>.on_cancel": ([], None),
     "build_train_tab.<locals>.on_sft": ([1, None, STATE], None),
@@ -116,6 +111,7 @@ ADMIN_CALLS = {
     "build_data_tab.<locals>.on_import": (["PREFS", "auto", False, False], None),
     "build_data_tab.<locals>.on_export": (["jsonl", [], "any", "keep"], None),
     "build_data_tab.<locals>.on_hub": (["acme/prefs", [], "any", "keep"], None),
+    "build_models_section.<locals>.on_register": (["mine", "acme/tiny-model", "", "", "", "", ""], None),
 }
 
 
@@ -274,4 +270,6 @@ def test_an_annotator_is_refused_every_admin_event_but_votes(team):
     assert state(ctx)["prompts"] > prompts
     root.predict("jsonl", [], "any", "keep", api_name="/export")
     assert any(f.startswith("served/downloads/") for f in state(ctx)["files"])
+    root.predict("mine", "acme/tiny-model", "", "", "", "", "", api_name="/models_register")
+    assert ctx.store.get_model("mine").base == "acme/tiny-model"
     root.close()

@@ -1,0 +1,156 @@
+"""A new user's first hour, in the browser only: load the demo, register a model, pick it, generate, label by
+keyboard, export. No CLI step: `serve` holds the database, so a command the page pointed to could not run."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.serving import serving
+
+pytestmark = pytest.mark.browser
+
+N_PROMPTS = 3
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny Llama saved as a local model folder plus a non-zero LoRA adapter: the user's own SFT model.
+
+    Its context is widened to 4096 positions: the demo's incident reports are long in the tiny tokenizer."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from tests.models.tiny_models import build_tiny_model, build_tokenizer, save_lora
+
+    root = tmp_path_factory.mktemp("first-hour")
+    tokenizer = AutoTokenizer.from_pretrained(build_tokenizer(root / "tokenizer"))
+    model = build_tiny_model(tokenizer, seed=0, dtype=torch.float64)
+    model.config.max_position_embeddings = 4096
+    base = root / "base"
+    model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    adapter = save_lora(base, root / "sft-adapter", seed=1, targets=["q_proj", "v_proj"])
+    return base, adapter
+
+
+def _textarea(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} textarea").input_value()
+
+
+def _wait_text(page, elem_id: str, needle: str, timeout: int = 30_000) -> None:
+    """Wait until the element's text (or its textarea's value) contains `needle`."""
+    page.wait_for_function(
+        "([id, needle]) => { const el = document.getElementById(id); if (!el) return false;"
+        " const box = el.querySelector('textarea'); return (box ? box.value : el.innerText).includes(needle); }",
+        arg=[elem_id, needle],
+        timeout=timeout,
+    )
+
+
+def _pick(page, elem_id: str, option: str) -> None:
+    """Choose an option of a Gradio dropdown by its text."""
+    box = page.locator(f"#{elem_id} input")
+    box.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.wait_for_function(
+        "([id, v]) => document.querySelector('#' + id + ' input').value === v", arg=[elem_id, option]
+    )
+
+
+def test_first_hour_from_the_browser_alone(page, tmp_path, tiny_checkpoint):
+    base, adapter = tiny_checkpoint
+    home = tmp_path / "home"
+    with serving(home) as (url, _proc):
+        page.goto(url)
+        page.locator("#annotate-empty").get_by_text("Nothing to label yet").wait_for(timeout=30_000)
+
+        # 1) Data: the demo prompts.
+        page.get_by_role("tab", name="Data").click()
+        page.locator("#load-demo").click()
+        _wait_text(page, "import-result", "340 imported")
+
+        # Annotate refreshes its counts when selected: no stale "0 prompts ... Import prompts".
+        page.get_by_role("tab", name="Annotate").click()
+        _wait_text(page, "annotate-empty", "340 prompts")
+        empty = page.locator("#annotate-empty").inner_text()
+        assert "Import prompts" not in empty
+        # Nothing to generate from yet: the warning names what to do in the page, never a CLI command.
+        page.locator("#generate").click()
+        toast = page.locator(".toast-body").first
+        toast.wait_for(timeout=15_000)
+        first_warning = toast.inner_text()
+        assert "Train" in first_warning and "Models" in first_warning, first_warning
+
+        # 2) Data -> Models: register the user's own SFT model (local base + adapter), as the admin.
+        page.get_by_role("tab", name="Data").click()
+        page.locator("#models").get_by_role("button", name="Models").click()
+        page.locator("#models-name textarea, #models-name input").first.fill("mine")
+        page.locator("#models-base textarea, #models-base input").first.fill(str(base))
+        page.locator("#models-adapters textarea").fill(str(adapter))
+        page.locator("#models-register").click()
+        _wait_text(page, "models-table", "mine")
+        assert "this server" in page.locator("#models-table").inner_text()
+
+        # 3) Annotate: the new variant is offered (the picker refreshes on select); generate a few pairs.
+        page.get_by_role("tab", name="Annotate").click()
+        _pick(page, "generate-variant", "mine")
+        _wait_text(page, "generate-note", "mine")
+        page.locator("#generate-limit input").fill(str(N_PROMPTS))
+        page.locator("#generate-max-tokens input").fill("12")
+        page.locator("#generate").click()
+        page.locator("#response-a textarea").wait_for(timeout=120_000)
+        page.wait_for_function(
+            "document.querySelector('#response-a textarea').value.length > 0", timeout=120_000
+        )
+        _wait_text(page, "generation-status", "done", timeout=120_000)
+
+        # 4) Label every pair by keyboard (focus off the text boxes first).
+        page.locator("#progress").click()
+        labelled = 0
+        for key in "123" * 3:
+            if page.locator("#response-a textarea").is_hidden():
+                break
+            before = _textarea(page, "prompt"), _textarea(page, "response-a")
+            page.keyboard.press(key)
+            page.wait_for_function(
+                "([p, a]) => { const x = document.querySelector('#prompt textarea');"
+                " const y = document.querySelector('#response-a textarea');"
+                " return !x || x.offsetParent === null || x.value !== p || y.value !== a; }",
+                arg=list(before),
+                timeout=15_000,
+            )
+            labelled += 1
+        page.locator("#annotate-empty").get_by_text("All pairs are labelled").wait_for(timeout=15_000)
+        assert labelled >= 1
+
+        # 5) Data: export the triples (ties dropped by default, so keep them to count every label).
+        page.get_by_role("tab", name="Data").click()
+        _pick(page, "export-ties", "keep")
+        page.locator("#export-run").click()
+        _wait_text(page, "export-result", "wrote")
+        wrote = int(re.search(r"wrote (\d+) triple", _textarea(page, "export-result")).group(1))
+        # The file the page offers is the one the user downloads.
+        with page.expect_download(timeout=15_000) as download:
+            page.locator("#export-file a").first.click()
+        records = [json.loads(line) for line in download.value.path().read_text().splitlines()]
+        assert page.js_errors == []
+
+    from store import Store
+
+    with Store.open(home / "preflab.duckdb") as store:
+        model = store.get_model("mine")
+        assert model is not None and model.adapters == [str(adapter.resolve())]
+        gens = (
+            store.cursor()
+            .execute("SELECT count(*), min(model_id), max(model_id) FROM generations")
+            .fetchone()
+        )
+        assert gens == (2 * N_PROMPTS, model.id, model.id)
+        labels = store.cursor().execute("SELECT count(*) FROM labels WHERE source = 'human'").fetchone()[0]
+        jobs = store.cursor().execute("SELECT kind, status FROM jobs").fetchall()
+    assert labels == labelled and wrote == labelled
+    assert jobs == [("generate", "done")]
+    assert len(records) == wrote and all(r["source"] == "human" for r in records)
