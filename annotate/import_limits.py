@@ -115,7 +115,7 @@ def data_refusal(label: str, cap: int, *, compressed: bool) -> str:
     what = "after decompression" if compressed else "in the file"
     return (
         f"{label}: more than {size_text(cap)} of data {what}, the import's cap; "
-        f"raise it with `launch.py import {FLAGS['data_bytes']} SIZE`"
+        f"with no server running, `launch.py import {FLAGS['data_bytes']} SIZE` raises it"
     )
 
 

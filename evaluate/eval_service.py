@@ -181,7 +181,8 @@ def run_eval(
     prompts = store.list_prompts(split=prompt_set, limit=limit)
     if not prompts:
         raise UserInputError(
-            f"no {prompt_set} prompts to evaluate: import prompts first (Data tab or `launch.py import`)"
+            f"no {prompt_set} prompts to evaluate: import prompts first in the Data tab (with no server running: "
+            "`launch.py import`)"
         )
     judge = judge if judge is not None else pick_judge(ctx)
     reference = reference_variant(names)
