@@ -168,9 +168,10 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = No
             )
         gr.Markdown(KEY_HELP, elem_classes=["kbd-help"])
     with gr.Row():
-        # Custom values allowed: the service checks the name, and a page older than a new variant still works.
+        # Filled on load and on select, never in the page's config (names are untrusted text). Custom values
+        # allowed: the service checks the name, and a page older than a new variant still works.
         variant = gr.Dropdown(
-            choices=[i.name for i in list_variants(ctx, generating_only=True)],
+            choices=[],
             value=None,
             label="Variant that writes the responses",
             elem_id="generate-variant",

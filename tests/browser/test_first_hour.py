@@ -154,3 +154,28 @@ def test_first_hour_from_the_browser_alone(page, tmp_path, tiny_checkpoint):
     assert labels == labelled and wrote == labelled
     assert jobs == [("generate", "done")]
     assert len(records) == wrote and all(r["source"] == "human" for r in records)
+
+
+def test_models_table_and_variant_picker_show_hostile_names_as_text(page, tmp_path):
+    from store import Store
+    from tests.robustness.payloads import VARIANT_A, VARIANT_B, dom_findings
+
+    home = tmp_path / "home"
+    home.mkdir()
+    with Store.open(home / "preflab.duckdb") as store:
+        store.add_model(VARIANT_A, "tiny-base", [], "sft")
+        store.add_model(VARIANT_B, "tiny-base", ["<b id='xss-vb'>adapter</b>"], "sft")
+        store.add_prompt([{"role": "user", "content": "hello"}], "t", "train")
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    with serving(home) as (url, _proc):
+        page.goto(url)
+        page.get_by_role("tab", name="Data").click()
+        page.locator("#models").get_by_role("button", name="Models").click()
+        _wait_text(page, "models-table", 'id="xss-va"')
+        assert "xss-vb" in page.locator("#models-table").inner_text()
+        page.get_by_role("tab", name="Annotate").click()
+        _pick(page, "generate-variant", VARIANT_B)
+        _wait_text(page, "generate-note", "javascript:window.__xss")
+        assert dom_findings(page, None) == []
+        assert dialogs == [] and page.js_errors == []
