@@ -93,6 +93,9 @@ def test_first_hour_from_the_browser_alone(page, tmp_path, tiny_checkpoint):
         page.locator("#models-register").click()
         _wait_text(page, "models-table", "mine")
         assert "this server" in page.locator("#models-table").inner_text()
+        # The Arena re-reads the variants when selected: two now (base and mine), so a matchup exists.
+        page.get_by_role("tab", name="Arena").click()
+        _wait_text(page, "arena-empty", "not open")
 
         # 3) Annotate: the new variant is offered (the picker refreshes on select); generate a few pairs.
         page.get_by_role("tab", name="Annotate").click()
