@@ -63,6 +63,12 @@ def variant_resolver(store: Any):
         if row is None:
             names = ", ".join(m.name for m in store.list_models()) or "none"
             raise UserInputError(f"no variant named {name!r} (registered: {names})")
+        if not row.base:
+            # Registered with only an endpoint: it generates there, but nothing can load it here.
+            raise UserInputError(
+                f"{name!r} is served at {row.endpoint} and has no local weights: training and reference "
+                "scoring need a variant registered with --base"
+            )
         return Variant(row.name, row.base, tuple(row.adapters))
 
     return resolve

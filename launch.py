@@ -10,7 +10,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from errors import PrefLabError, UserInputError
 from progress import STOP, Bar
@@ -48,15 +47,37 @@ def _add_models(sub) -> None:
     msub = p.add_subparsers(dest="models_cmd", metavar="{list,add}", parser_class=CliParser)
     msub.add_parser("list", help="list registered variants")
     a = msub.add_parser(
-        "add", help="register a variant: a base plus ordered LoRA adapters (bring your own SFT)"
+        "add",
+        help="register a variant: a base plus ordered LoRA adapters and/or an inference server (bring your SFT)",
+        description="Register a variant: local weights (--base, --adapter) for training and reference scoring, "
+        "and/or an OpenAI-compatible server (--endpoint, --served-model) that then does its generation. "
+        "With only --endpoint, an existing variant without one (e.g. the demo sft) gains it.",
     )
     a.add_argument("name", help="variant name, e.g. sft")
-    a.add_argument("--base", required=True, help="Hugging Face model id or local path")
+    a.add_argument("--base", help="Hugging Face model id or local path of the local weights")
     a.add_argument(
         "--adapter", action="append", default=[], help="LoRA adapter folder; repeat to stack, in order"
     )
     a.add_argument(
-        "--kind", choices=["base", "sft", "dpo"], help="default: sft when adapters are given, else base"
+        "--kind",
+        choices=["base", "sft", "dpo"],
+        help="default: sft when adapters are given or only an endpoint, else base",
+    )
+    a.add_argument(
+        "--endpoint", metavar="URL", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
+    )
+    a.add_argument("--served-model", metavar="ID", help="the model id the server serves (its /v1/models)")
+    a.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="environment variable that holds the server's key (a name ending in _API_KEY; never HF or "
+        "Anthropic keys); the key itself is never stored",
+    )
+    a.add_argument(
+        "--lora-module", metavar="NAME", help="LoRA module name on the server (vLLM --lora-modules)"
+    )
+    a.add_argument(
+        "--revision", help="what the served weights are (a commit, a tag), recorded with responses"
     )
     _add_models_export(msub)
 
@@ -141,6 +162,9 @@ def _add_pending(sub) -> None:
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--max-new-tokens", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--concurrency", type=int, default=8, help="requests in flight for a variant served by an endpoint"
+    )
     p.add_argument("--strategy", choices=["temperatures", "fewshot"], default="temperatures")
     p.add_argument("--seed", type=int, default=0, help="recorded base seed (default 0)")
 
@@ -255,20 +279,30 @@ def cmd_models(args) -> int:
         print(f"{'name':<22} {'kind':<9} {'base':<40} adapters / fingerprint")
         for m in rows:
             adapters = ", ".join(m.adapters) if m.adapters else "-"
-            print(f"{m.name:<22} {m.kind:<9} {m.base:<40} {adapters} / {m.fingerprint or 'not loaded yet'}")
-        return EXIT_OK
-    from models.local import check_variant_paths, looks_local
+            print(
+                f"{m.name:<22} {m.kind:<9} {m.base or '-':<40} {adapters} / {m.fingerprint or 'not loaded yet'}"
+            )
+            if m.endpoint:
+                from annotate.models_service import describe_variant
 
-    check_variant_paths(args.base, args.adapter)
-    # Store absolute paths: the variant must resolve the same from any working directory.
-    base = str(Path(args.base).expanduser().resolve()) if looks_local(args.base) else args.base
-    adapters = [str(Path(a).expanduser().resolve()) for a in args.adapter]
-    kind = args.kind or ("sft" if adapters else "base")
-    row = ctx.store.add_model(args.name, base, list(adapters), kind)
-    print(
-        f"registered {row.name} ({row.kind}): {row.base}"
-        + (f" + {len(adapters)} adapter(s)" if adapters else "")
+                print(f"{'':<22} {describe_variant(m).split('; ')[-1]}")
+        return EXIT_OK
+    from annotate.models_service import describe_variant, register_variant
+
+    row = register_variant(
+        ctx,
+        None,  # the CLI user owns the home: the admin
+        args.name,
+        base=args.base,
+        adapters=args.adapter,
+        endpoint=args.endpoint,
+        served_model=args.served_model,
+        api_key_env=args.api_key_env,
+        lora_module=args.lora_module,
+        revision=args.revision,
+        kind=args.kind,
     )
+    print(f"registered {row.name} ({row.kind}): {describe_variant(row)}")
     return EXIT_OK
 
 
@@ -391,6 +425,7 @@ def cmd_generate(args) -> int:
         batch_size=args.batch_size,
         strategy=args.strategy,
         seed=args.seed,
+        concurrency=args.concurrency,
     )
     if args.per_prompt is not None:
         overrides["per_prompt"] = args.per_prompt
