@@ -164,6 +164,7 @@ def test_serving_beyond_loopback_without_auth_warns(tmp_path, monkeypatch, capsy
 def test_lock_error_names_the_program_never_its_arguments(tmp_path):
     import subprocess
     import sys
+    import time
 
     import duckdb
 
@@ -173,6 +174,13 @@ def test_lock_error_names_the_program_never_its_arguments(tmp_path):
         [sys.executable, "-c", "import time; time.sleep(60)", "serve", "--auth", "alice:hunter2-secret"]
     )
     try:
+        # Popen can return before the child's exec has filled /proc/PID/cmdline: wait for it (a real
+        # `serve` holding the database has long been running).
+        cmdline = Path(f"/proc/{holder.pid}/cmdline")
+        for _ in range(500):
+            if b"serve" in cmdline.read_bytes():
+                break
+            time.sleep(0.01)
         exc = duckdb.IOException(
             f'IO Error: Could not set lock on file "x": Conflicting lock is held in {sys.executable} '
             f"(PID {holder.pid}) by user me."
