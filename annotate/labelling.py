@@ -137,6 +137,7 @@ class LabelService:
         side: str,
         *,
         suggestion_shown: bool,
+        shown_side: str | None = None,
         note: str | None = None,
         chosen_edit: str | None = None,
         seconds_spent: float | None = None,
@@ -158,11 +159,13 @@ class LabelService:
         order = self.suggester.order(pair_id)
         left, right = (pair.gen_b, pair.gen_a) if order.swapped else (pair.gen_a, pair.gen_b)
         verdict = self.suggester.cached(pair_id)
-        suggestion = None
+        suggestion = side_now = None
         if verdict is not None and verdict.suggestion is not None:
-            suggestion = _decision(
-                {"a": "A", "b": "B"}.get(verdict.suggestion, verdict.suggestion), order.swapped
-            )
+            side_now = {"a": "A", "b": "B"}.get(verdict.suggestion, verdict.suggestion)
+            suggestion = _decision(side_now, order.swapped)
+        # `shown_side`: the suggestion the page displayed (screen terms). A verdict that arrived after the page
+        # was drawn, or one that differs from it, was not seen.
+        seen = suggestion_shown and (shown_side is None or shown_side == side_now)
         label_id = self.store.record_vote(
             pair_id,
             annotator,
@@ -171,7 +174,7 @@ class LabelService:
             right_gen=right,
             seed=order.seed,
             # Shown only if the page showed it: not when the random draw withheld it for this pair.
-            suggestion_shown=bool(suggestion_shown and suggestion is not None and not order.hide_suggestion),
+            suggestion_shown=bool(seen and suggestion is not None and not order.hide_suggestion),
             suggestion=suggestion,
             chosen_edit=edit,
             note=(note or "").strip() or None,

@@ -86,6 +86,19 @@ def render_prompt(messages: list[dict]) -> str:
     return "\n\n".join(f"[{m.get('role', '?')}]\n{m.get('content', '')}" for m in messages)
 
 
+def shown_suggestion(screen: Screen | None, hide: bool) -> str | None:
+    """The suggestion the page displays, in screen terms ('A', 'B', 'tie'); None when it shows none.
+
+    The page keeps this and sends it with the vote, so a verdict that lands after the page was drawn (a retry
+    that succeeded, a pending judge) is never recorded as one the person saw.
+    """
+    if screen is None or hide or screen.suggestion_hidden or screen.verdict is None:
+        return None
+    if screen.verdict.status == "abstained":
+        return None
+    return screen.suggestion_side
+
+
 def suggestion_html(screen: Screen, hide: bool) -> tuple[str, str]:
     """(headline HTML, rationale text); everything from a model or a file is escaped."""
     if screen.verdict is not None and screen.verdict.status == "abstained":
@@ -248,6 +261,7 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = No
                 "pair_id": screen.pair_id,
                 "shown_at": time.time(),
                 "pending": screen.verdict is None,
+                "suggested": shown_suggestion(screen, hide_value),
                 "undo": undo_ids,
             },
             progress: progress_text(screen, {}, name),
@@ -276,7 +290,8 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = No
             user, name = who(name, request)
             if st.get("pair_id") is None:
                 return {state: gr.skip()}
-            shown = not hide_value and not st.get("pending", False)
+            # What the page displayed when it was drawn, not whatever the judge says by now.
+            shown = None if hide_value else st.get("suggested")
             undo_ids = st.get("undo") or []
             try:
                 voted = svc.cast(
@@ -284,7 +299,8 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = No
                     st["pair_id"],
                     side,
                     username=user,
-                    suggestion_shown=shown,
+                    suggestion_shown=shown is not None,
+                    shown_side=shown,
                     note=note_text,
                     chosen_edit=edit_text,
                     seconds_spent=round(time.time() - st.get("shown_at", time.time()), 2),

@@ -377,3 +377,34 @@ def test_without_auth_the_typed_name_labels_and_the_local_user_is_admin(store, t
     svc.vote("carol", screen.pair_id, "B", suggestion_shown=False)
     assert [lab.annotator for lab in live_labels(store, screen.pair_id)] == ["carol"]
     assert svc.cancel_generation() is False
+
+
+def test_a_suggestion_counts_as_shown_only_if_the_page_displayed_that_one(store):
+    from dataclasses import replace
+
+    from annotate.ui import shown_suggestion
+    from models.judge import PairVerdict
+
+    _pairs(store, 3)
+    svc = _service(store)
+    screen = svc.current("ann")
+    good = screen.suggestion_side  # the rule judge suggests the well-formed answer
+    assert good in ("A", "B") and shown_suggestion(screen, hide=False) == good
+    # What the page records as displayed: nothing while the judge works, failed, is hidden or abstains.
+    assert shown_suggestion(screen, hide=True) is None
+    assert shown_suggestion(replace(screen, verdict=None), hide=False) is None
+    failed = PairVerdict.combine(None, None, error="overloaded")
+    assert shown_suggestion(replace(screen, verdict=failed), hide=False) is None
+    assert shown_suggestion(replace(screen, suggestion_hidden=True), hide=False) is None
+    # The page drew a failure, then a retry landed before the vote: the person never saw that suggestion.
+    nxt = svc.cast("ann", screen.pair_id, "A", suggestion_shown=False, shown_side=None).next
+    # The page showed the other side than the judge's (a stale drawing): not the suggestion it records.
+    other = "B" if nxt.suggestion_side == "A" else "A"
+    last = svc.cast("ann", nxt.pair_id, "A", suggestion_shown=True, shown_side=other).next
+    svc.cast("ann", last.pair_id, "A", suggestion_shown=True, shown_side=last.suggestion_side)
+    rows = store.cursor().execute("SELECT pair_id, suggestion, suggestion_shown FROM labels ORDER BY id")
+    assert [(s is not None, shown) for _, s, shown in rows.fetchall()] == [
+        (True, False),
+        (True, False),
+        (True, True),
+    ]
