@@ -125,3 +125,114 @@ def _accepts(model, name: str) -> bool:
         return name in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
+
+
+def shared_prefix(rows: list[tuple[list[int], list[int]]]) -> int:
+    """Leading positions that every row has in common and scores in none (the shared prompt tokens)."""
+    first_ids, _ = rows[0]
+    length = 0
+    for t in range(min(len(ids) for ids, _ in rows)):
+        if any(ids[t] != first_ids[t] or mask[t] for ids, mask in rows):
+            break
+        length += 1
+    return length
+
+
+def score_groups(
+    model, pad_token_id: int, groups: list[list[tuple[list[int], list[int]]]], batch_size: int
+) -> list[list[float]]:
+    """`score_rows` for groups of rows that share a prompt: the shared prompt tokens run once per group.
+
+    The prompt forward fills a KV cache that every response of the group continues from, with the positions each
+    token has in the full sequence, so the numbers are those of `score_rows` (TRL's right-padded reference pass).
+    Groups with one row, or nothing worth sharing, are scored plainly.
+    """
+    import torch
+
+    results = [[0.0] * len(rows) for rows in groups]
+    plain: list[tuple[int, int]] = []
+    shared: list[tuple[int, int]] = []
+    for g, rows in enumerate(groups):
+        # The last shared token stays in each continuation: its logits predict the first response token.
+        keep = shared_prefix(rows) - 1 if len(rows) > 1 else 0
+        if keep >= 1:
+            shared.append((g, keep))
+        else:
+            plain.extend((g, r) for r in range(len(rows)))
+    if plain:
+        values = score_rows(model, pad_token_id, [groups[g][r] for g, r in plain], batch_size)
+        for (g, r), value in zip(plain, values, strict=True):
+            results[g][r] = value
+    # Similar lengths together; at least one group per batch even when it alone exceeds batch_size rows.
+    shared.sort(key=lambda item: max(len(ids) for ids, _ in groups[item[0]]))
+    batch: list[tuple[int, int]] = []
+    for item in [*shared, None]:
+        if batch and (
+            item is None or sum(len(groups[g]) for g, _ in batch) + len(groups[item[0]]) > batch_size
+        ):
+            try:
+                sums = _score_shared_batch(
+                    model, pad_token_id, [(groups[g], keep) for g, keep in batch], torch
+                )
+            except (AttributeError, TypeError, NotImplementedError) as exc:
+                # An architecture whose cache cannot be reindexed per row: score its rows one by one instead.
+                log.warning("shared-prompt scoring unavailable (%s); scoring each response whole", exc)
+                sums = [score_rows(model, pad_token_id, groups[g], batch_size) for g, _ in batch]
+            for (g, _), values in zip(batch, sums, strict=True):
+                results[g] = values
+            batch = []
+        if item is not None:
+            batch.append(item)
+    return results
+
+
+def _score_shared_batch(model, pad_token_id: int, batch, torch) -> list[list[float]]:
+    """One prompt forward for the batch's groups, then one forward over all their continuations."""
+    device = model.device
+    width = max(keep for _, keep in batch)
+    prefix = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
+    prefix_mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for b, (rows, keep) in enumerate(batch):
+        prefix[b, :keep] = torch.tensor(rows[0][0][:keep], dtype=torch.long)
+        prefix_mask[b, :keep] = 1
+    owner = [b for b, (rows, _) in enumerate(batch) for _ in rows]
+    tails = [(ids[keep:], mask[keep:], keep) for rows, keep in batch for ids, mask in rows]
+    tail_width = max(len(ids) for ids, _, _ in tails)
+    tail_ids = torch.full((len(tails), tail_width), pad_token_id, dtype=torch.long)
+    tail_mask = torch.zeros((len(tails), tail_width), dtype=torch.long)
+    positions = torch.zeros((len(tails), tail_width), dtype=torch.long)
+    for r, (ids, _, keep) in enumerate(tails):
+        tail_ids[r, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+        tail_mask[r, : len(ids)] = 1
+        positions[r] = keep + torch.arange(tail_width)  # where each token sits in its full sequence
+    with torch.inference_mode():
+        # Right padding: a padded query still sees its real prompt tokens, so no row's attention is all masked.
+        cache = model(
+            input_ids=prefix.to(device),
+            attention_mask=prefix_mask.to(device),
+            position_ids=torch.arange(width)[None].expand(len(batch), -1).to(device),
+            use_cache=True,
+            **({"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}),
+        ).past_key_values
+        cache.batch_select_indices(torch.tensor(owner, device=device))
+        logits = model(
+            input_ids=tail_ids.to(device),
+            attention_mask=torch.cat([prefix_mask[owner], tail_mask], dim=1).to(device),
+            position_ids=positions.to(device),
+            past_key_values=cache,
+            use_cache=True,
+        ).logits
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    sums: list[list[float]] = [[] for _ in batch]
+    for r, (ids, mask, _) in enumerate(tails):
+        # Token t of the continuation is predicted at t-1; position 0 is a shared (unscored) prompt token.
+        targets = [t for t in range(1, len(ids)) if mask[t]]
+        if not targets:
+            sums[owner[r]].append(0.0)
+            continue
+        index = torch.tensor(targets, device=logits.device)
+        labels = tail_ids[r, targets].to(logits.device)
+        logps = logits[r, index - 1].log_softmax(dim=-1).gather(-1, labels[:, None]).squeeze(-1)
+        sums[owner[r]].append(float(logps.sum()))
+    return sums

@@ -231,6 +231,26 @@ class TrainQueries:
         )
         return {(p, r): float(logp) for p, r, logp in rows}
 
+    def ref_logps_any_model(
+        self, pairs: Sequence[tuple[str, str]], max_length: int, truncation_mode: str
+    ) -> list[tuple[str, str, str, str, float]]:
+        """(model_fingerprint, template_hash, prompt_hash, response_hash, logp) of these pairs, for every model."""
+        if not pairs:
+            return []
+        wanted = list(dict.fromkeys(pairs))
+        rows = (
+            self.cursor()
+            .execute(
+                "WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS p, unnest(?::VARCHAR[]) AS r) "
+                "SELECT c.model_fingerprint, c.template_hash, c.prompt_hash, c.response_hash, c.logp "
+                "FROM ref_logps AS c JOIN wanted ON c.prompt_hash = wanted.p AND c.response_hash = wanted.r "
+                "WHERE c.max_length = ? AND c.truncation_mode = ?",
+                [[p for p, _ in wanted], [r for _, r in wanted], max_length, truncation_mode],
+            )
+            .fetchall()
+        )
+        return [(f, t, p, r, float(v)) for f, t, p, r, v in rows]
+
     def put_ref_logps(self, key: RefKey, rows: Iterable[tuple[str, str, float]]) -> int:
         """Store (prompt_hash, response_hash, logp) rows under `key`; existing entries are kept. Returns new rows."""
         unique = {(p, r): float(v) for p, r, v in rows}
@@ -293,6 +313,8 @@ def _run_update(
         args.append(dumps(result))
     if status == "running":
         sets.append("started_at = coalesce(started_at, current_timestamp)")
+        if error is None:  # a resumed run has not failed (yet): its old error and end go
+            sets.append("error = NULL, ended_at = NULL")
     if status in FINAL_STATUSES:
         sets.append("ended_at = current_timestamp")
 

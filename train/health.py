@@ -183,6 +183,14 @@ def write_report(path: str | Path, *, run: dict[str, Any], frame, warnings: list
         f"sources {_fmt_counts(run.get('sources', {}))}; left out: {_fmt_counts(run.get('dropped', {})) or 'none'}",
         f"- snapshot sha256: `{run.get('dataset_hash')}`",
         f"- reference log-probs: {run.get('ref_hits', 0)} cached, {run.get('ref_computed', 0)} computed",
+        *(
+            [
+                f"- truncated at max_length {run.get('max_length')}: {run['truncated_pairs']} of "
+                f"{run.get('pairs')} pairs (longest {run.get('longest_pair')} tokens)"
+            ]
+            if "truncated_pairs" in run
+            else []
+        ),
         f"- settings: {md_text(run.get('settings'))}",
         f"- steps: {run.get('steps')} of {run.get('total_steps')}, {run.get('seconds_per_step') or '?'} s/step",
     ]

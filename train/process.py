@@ -130,6 +130,8 @@ def spawn_worker(
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # The parent downloaded the model with the user's token (models.fetch); the worker has neither token nor network.
+    env["HF_HUB_OFFLINE"] = "1"
     # The worker runs in its own session, so it would outlive a killed parent; it stops when this PID is gone.
     env[PARENT_ENV] = str(os.getpid())
     with open(rd.log_path, "ab") as out:

@@ -18,6 +18,7 @@ CANCEL = "cancel"
 ADAPTER = "adapter"
 LOG = "worker.log"
 REPORT = "report.md"
+REFERENCE = "reference.json"  # the worker's reference pass: cached, computed, truncated pairs
 CURVES = "curves.png"
 TRAINER_DIR = "trainer"
 WORKER_STATES = ("starting", "running", "done", "failed", "cancelled")
