@@ -301,12 +301,18 @@ class PreferenceScorer(Scorer):
 
     def __init__(self, judge, reference: str):
         self.judge = judge
+        self.abstained = 0  # prompts the judge does not apply to (the rule judge without a gold severity)
         super().__init__(
             f"preference vs {reference} ({judge_name(judge)}, both orders)", "judge", uses_judge=True
         )
 
     def score(self, item, reference):
         ref = item.outputs[reference]
+        applies = getattr(self.judge, "applies", None)
+        if applies is not None and not applies(item.gold):
+            # Its scores would be noise here: the row stays empty rather than read like a result.
+            self.abstained += 1
+            return {variant: None for variant in item.outputs}
         out: dict[str, float | None] = {}
         for variant, text in item.outputs.items():
             # The reference against itself, or an identical text, is a tie by definition: no judge call.

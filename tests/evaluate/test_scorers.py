@@ -214,3 +214,11 @@ def test_default_scorers_name_every_row():
         "faithfulness 1–5 (rule-based proxy, no LLM)",
         "preference vs sft (rule-based judge, both orders)",
     ]
+
+
+def test_the_rule_judge_abstains_from_preference_on_prompts_without_a_gold_severity():
+    # On any other data its scores are noise: the eval row stays empty instead of reading like a result.
+    scorer = PreferenceScorer(RuleJudge(), "sft")
+    item = Item(1, [{"role": "user", "content": "Write a haiku."}], None, {"sft": WEAK, "dpo": GOOD})
+    assert scorer.score(item, "sft") == {"sft": None, "dpo": None}
+    assert scorer.failures == 0 and scorer.abstained == 1
