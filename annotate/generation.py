@@ -197,9 +197,23 @@ def run_generation(
     if progress:
         progress(finished, total)
     if served is not None:
-        _generate_served(
-            store, model, served, row.id, cfg, cells, prompts, prefixes, done, result, progress, should_stop
-        )
+        try:
+            _generate_served(
+                store,
+                model,
+                served,
+                row.id,
+                cfg,
+                cells,
+                prompts,
+                prefixes,
+                done,
+                result,
+                progress,
+                should_stop,
+            )
+        finally:
+            getattr(model, "close", lambda: None)()  # the HTTP connection pool of this job
         log.info(result.summary())
         return result
     for start in range(0, len(prompts), cfg.batch_size):

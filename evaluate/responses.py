@@ -129,9 +129,12 @@ def _served_responses(
         if progress:
             progress(len(have), len(prompts))
 
-    outcome = model.generate(
-        [p.messages for p in todo], sampling, seeds=seeds, should_stop=should_stop, on_result=keep
-    )
+    try:
+        outcome = model.generate(
+            [p.messages for p in todo], sampling, seeds=seeds, should_stop=should_stop, on_result=keep
+        )
+    finally:
+        getattr(model, "close", lambda: None)()
     if outcome.error is not None:
         raise outcome.error
     return have
