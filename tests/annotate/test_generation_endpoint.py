@@ -196,3 +196,11 @@ def test_registering_an_endpoint_is_admin_only_and_the_key_is_never_stored(sft_s
     assert row.api_key_env == "VLLM_API_KEY"
     dumped = repr(sft_store.cursor().execute("SELECT * FROM models").fetchall())
     assert "sk-never-in-the-db" not in dumped
+
+
+def test_a_variant_with_only_an_endpoint_cannot_be_loaded_locally_and_says_why(served_store):
+    from context import variant_resolver
+    from errors import UserInputError
+
+    with pytest.raises(UserInputError, match="served at http://gpu-box:8000/v1 and has no local weights"):
+        variant_resolver(served_store)("served")
