@@ -16,11 +16,14 @@ SERVED = "acme/sft-7b"
 class FakeServer:
     """Answers /v1/chat/completions; `enqueue` scripts the next replies, then it answers normally.
 
-    `.calls` holds every request body; `.max_in_flight` the most requests it held at once. With `hold=N` the
-    first N requests wait for each other (a barrier), so bounded concurrency shows as exactly N in flight.
+    `.calls` holds every request body; `.max_in_flight` the most requests it held at once. With `hold=N` each
+    request stays in flight until N requests are (or `linger` seconds pass), then lingers a moment more, so a
+    client that sends more than N at once is seen doing it; a bounded one shows exactly N (never more).
     """
 
-    def __init__(self, *, served: str = SERVED, hold: int = 0, honours_seed: bool = True):
+    def __init__(
+        self, *, served: str = SERVED, hold: int = 0, honours_seed: bool = True, linger: float = 0.2
+    ):
         self.served = served
         self.calls: list[dict] = []
         self.headers: list[dict] = []
@@ -29,8 +32,9 @@ class FakeServer:
         self._lock = threading.Lock()
         self._in_flight = 0
         self.max_in_flight = 0
-        self._barrier = threading.Barrier(hold, timeout=10) if hold else None
-        self._held = 0
+        self._hold = hold
+        self._linger = linger
+        self._changed = threading.Condition(self._lock)
         self._counter = 0
 
     def enqueue(self, *replies) -> None:
@@ -62,12 +66,12 @@ class FakeServer:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             reply = self.script.popleft() if self.script else None
-            wait = self._barrier is not None and self._held < self._barrier.parties
-            if wait:
-                self._held += 1
+            self._changed.notify_all()
+            if self._hold:
+                self._changed.wait_for(lambda: self._in_flight >= self._hold, timeout=self._linger)
+                # A moment more: requests beyond the bound, if the client sends them, arrive while these wait.
+                self._changed.wait_for(lambda: self._in_flight > self._hold, timeout=self._linger)
         try:
-            if wait:
-                self._barrier.wait()
             if isinstance(reply, Exception):
                 raise reply
             if isinstance(reply, httpx2.Response):
@@ -78,6 +82,7 @@ class FakeServer:
         finally:
             with self._lock:
                 self._in_flight -= 1
+                self._changed.notify_all()
 
     def answer(self, body: dict) -> httpx2.Response:
         with self._lock:
