@@ -36,6 +36,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     )
     parser.add_argument("--report-to", help="extra loggers: tensorboard, wandb (when installed), none")
     parser.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        default=None,
+        help="recompute activations in the backward pass: less memory for long pairs or big models, ~20%% slower",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        type=int,
+        help="continue a failed or cancelled run from its last checkpoint, with its own data and settings",
+    )
+    parser.add_argument(
         "--processes", type=int, help="worker processes, one per GPU (torchrun with gloo on a CPU; default 1)"
     )
     parser.add_argument(
@@ -68,6 +80,7 @@ def config_from_args(args: argparse.Namespace):
         "processes": args.processes,
         "accelerate_config": args.accelerate_config,
         "load_in_4bit": args.load_in_4bit,
+        "activation_checkpointing": args.gradient_checkpointing,  # transformers 5's name for it
     }
     if args.include_judge:
         sources = None
@@ -85,7 +98,7 @@ def cmd_train(args: argparse.Namespace, ctx) -> int:
     from progress import check_stop
     from train.service import run_training
 
-    cfg = config_from_args(args)
+    cfg = None if getattr(args, "resume", None) is not None else config_from_args(args)
     # disable=None: a bar on a terminal only, so logs and captured stderr keep errors on one line.
     bar = tqdm(desc="dpo", unit="step", dynamic_ncols=True, disable=None)
     phase = {"name": None}
@@ -112,7 +125,12 @@ def cmd_train(args: argparse.Namespace, ctx) -> int:
         bar.refresh()
 
     try:
-        result = run_training(ctx, cfg, progress=progress)
+        if cfg is None:
+            from train.service import resume_training
+
+            result = resume_training(ctx, args.resume, progress=progress)
+        else:
+            result = run_training(ctx, cfg, progress=progress)
     finally:
         bar.close()
     for warning in result.warnings:

@@ -180,7 +180,20 @@ class PrefLabFields:
     )
     eval_strategy: Any = field(default="steps", metadata={"help": "When to evaluate the validation split."})
     save_strategy: Any = field(
-        default="no", metadata={"help": "Trainer checkpoints; PrefLab saves the adapter itself at the end."}
+        default="steps",
+        metadata={
+            "help": "Trainer checkpoints, which `train --resume RUN_ID` continues from; 'no' turns them off."
+        },
+    )
+    save_steps: float = field(
+        default=0.2,
+        metadata={
+            "help": "Optimizer steps between two checkpoints; below 1, a share of the run's steps (0.2: five per "
+            "run). A LoRA checkpoint holds the adapter and its optimizer state only."
+        },
+    )
+    save_total_limit: int | None = field(
+        default=2, metadata={"help": "Checkpoints kept (the newest ones); the final adapter is saved apart."}
     )
     report_to: Any = field(default="none", metadata={"help": "Extra loggers: none, tensorboard, wandb, ..."})
     use_cpu: bool | None = field(

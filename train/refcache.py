@@ -242,6 +242,8 @@ def fill_in_worker(
         len(mine),
         local.name,
     )
+    if world > 1 and barrier is not None:
+        barrier()  # every process has read the same cache before any of them appends to it: the same misses
     path = run_dir / (NEW if rank == 0 else f"ref_new.rank{rank}.jsonl")
     record = dict(
         zip(

@@ -16,7 +16,18 @@ from typing import Any
 from access import Role
 from errors import PrefLabError, UserInputError
 from train.process import exit_reason, launcher_for, spawn_worker, supervise, worker_command
-from train.rundir import CONFIG, METRICS, REPORT, TRAIN, VAL, MetricsTail, RunDir
+from train.rundir import (
+    CANCEL,
+    CONFIG,
+    METRICS,
+    REFERENCE,
+    REPORT,
+    TRAIN,
+    TRAINER_DIR,
+    VAL,
+    MetricsTail,
+    RunDir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +37,13 @@ __all__ = [
     "TrainResult",
     "cancel_training",
     "execute_run",
+    "prepare_resume",
     "prepare_run",
+    "resume_training",
     "run_dir_for",
     "run_training",
     "spawn_worker",
+    "start_resume",
     "start_training",
     "worker_command",
 ]
@@ -96,6 +110,7 @@ class PreparedRun:
     variant: Any
     sft_model: Any
     snapshot: Any
+    resumed: bool = False
 
 
 Progress = Callable[[TrainProgress], None]
@@ -114,7 +129,11 @@ def run_training(
 def start_training(ctx, cfg, *, user: str | None = None, launcher: Launcher | None = None) -> int:
     """Validate and snapshot now (errors raise here), then train as a background `train` job; returns the run id."""
     ctx.access.require(user, Role.ADMIN)
-    prepared = prepare_run(ctx, cfg)
+    return _start_job(ctx, prepare_run(ctx, cfg), launcher)
+
+
+def _start_job(ctx, prepared: PreparedRun, launcher: Launcher | None) -> int:
+    """Run a prepared (new or resumed) run as a background `train` job; returns its run id."""
 
     def body(handle) -> dict:
         def report(p: TrainProgress) -> None:
@@ -130,11 +149,79 @@ def start_training(ctx, cfg, *, user: str | None = None, launcher: Launcher | No
         return result.to_dict()
 
     try:
-        ctx.jobs.start("train", {"run_id": prepared.run_id, "variant": cfg.variant}, body)
+        params = {"run_id": prepared.run_id, "variant": prepared.cfg.variant}
+        ctx.jobs.start("train", {**params, "resume": True} if prepared.resumed else params, body)
     except PrefLabError as exc:
         ctx.store.update_run(prepared.run_id, status="failed", error=str(exc))
         raise
     return prepared.run_id
+
+
+def resume_training(
+    ctx, run_id: int, *, progress: Progress | None = None, should_stop=None, launcher: Launcher | None = None
+) -> TrainResult:
+    """Continue a failed or cancelled run from its last checkpoint, on its own snapshot and settings; blocks."""
+    prepared = prepare_resume(ctx, run_id)
+    return execute_run(ctx, prepared, progress=progress, should_stop=should_stop, launcher=launcher)
+
+
+def start_resume(ctx, run_id: int, *, user: str | None = None, launcher: Launcher | None = None) -> int:
+    """`resume_training` as a background `train` job (admin); refusals raise before the job exists."""
+    ctx.access.require(user, Role.ADMIN)
+    prepared = prepare_resume(ctx, run_id)
+    return _start_job(ctx, prepared, launcher)
+
+
+def prepare_resume(ctx, run_id: int) -> PreparedRun:
+    """The run's folder, snapshot and settings, with the checkpoint the worker continues from."""
+    from models.local import Variant
+    from train.config import config_from_overrides
+    from train.snapshot import Snapshot
+    from train.worker import read_rows
+
+    run = ctx.store.get_run(run_id)
+    if run is None or run.kind != "dpo":
+        raise UserInputError(f"no DPO run #{run_id}")
+    if run.status == "done":
+        raise UserInputError(
+            f"run #{run_id} is done (its adapter is registered); start a new run to train more"
+        )
+    if not run.finished:
+        raise UserInputError(f"run #{run_id} is still {run.status}; cancel it first")
+    rd = RunDir(run_dir_for(ctx, run_id))
+    spec = rd.read_json(CONFIG)
+    if not isinstance(spec, dict) or not (rd / TRAIN).is_file():
+        raise UserInputError(f"run #{run_id} has no run folder to resume from ({rd.path})")
+    checkpoint = last_checkpoint(rd / TRAINER_DIR)
+    if checkpoint is None:
+        raise UserInputError(
+            f"run #{run_id} has no checkpoint to resume from (it stopped before its first save; "
+            "checkpoints are saved every save_steps)"
+        )
+    cfg = config_from_overrides(spec["config"])
+    variant = Variant(**spec["variant"])
+    info = spec.get("snapshot") or {}
+    snapshot = Snapshot(
+        read_rows(rd / TRAIN),
+        read_rows(rd / VAL),
+        run.dataset_hash or info.get("dataset_hash", ""),
+        dict(info.get("sources") or {}),
+        dict(info.get("dropped") or {}),
+    )
+    rd.write_json(CONFIG, {**spec, "resume_from": str(checkpoint)})
+    (rd / CANCEL).unlink(missing_ok=True)  # the cancel that stopped it must not stop the resumed worker
+    log.info("run #%d: resuming from %s", run_id, checkpoint)
+    return PreparedRun(run_id, rd, cfg, variant, variant, snapshot, resumed=True)
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete Trainer checkpoint (trainer_state.json is written last) under `folder`."""
+    found = []
+    for path in folder.glob("checkpoint-*") if folder.is_dir() else []:
+        suffix = path.name.removeprefix("checkpoint-")
+        if suffix.isdigit() and (path / "trainer_state.json").is_file():
+            found.append((int(suffix), path))
+    return max(found)[1] if found else None
 
 
 def cancel_training(ctx, run_id: int, *, user: str | None = None) -> bool:
@@ -197,10 +284,11 @@ def execute_run(
     store.update_run(run_id, status="running")
     started = time.perf_counter()
     try:
-        fill = _write_snapshot(ctx, prepared, progress, stop)
-        result = _run_worker(
-            ctx, prepared, fill, progress, stop, launcher or _launcher(prepared.cfg), started
-        )
+        if prepared.resumed:
+            _refresh_candidates(ctx, prepared, progress, stop)
+        else:
+            _write_snapshot(ctx, prepared, progress, stop)
+        result = _run_worker(ctx, prepared, progress, stop, launcher or _launcher(prepared.cfg), started)
     except InterruptedError:
         return _finish(ctx, prepared, "cancelled", "cancelled before training started", {}, started)
     except KeyboardInterrupt:
@@ -218,31 +306,33 @@ def _launcher(cfg) -> Launcher:
     return launcher_for(cfg)
 
 
-def _write_snapshot(ctx, prepared: PreparedRun, progress, stop):
-    """Fill the reference log-probs (cache first) and write config.json and the Parquet snapshot."""
+def _write_snapshot(ctx, prepared: PreparedRun, progress, stop) -> None:
+    """Make the model local, then write config.json, the Parquet snapshot and the cached reference log-probs.
+
+    The worker scores the cache misses itself, on the training devices; this process loads no model.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from models.fetch import ensure_local
     from train.config import config_overrides
-    from train.refcache import fill_ref_logps
+    from train.refcache import CANDIDATES, write_candidates
 
     cfg, rd, snap = prepared.cfg, prepared.run_dir, prepared.snapshot
     _emit(progress, prepared, "loading", 0, 1)
-    model = _reference_model(ctx, prepared.variant)
+    variant = prepared.variant
+    # With the user's Hub token, here: the worker runs offline and without secrets.
+    ensure_local(variant, cache_dir=ctx.cfg.paths.models)
+    if stop():
+        raise InterruptedError("cancelled before training started")
     rows = snap.train + snap.val
-    fill = fill_ref_logps(
-        ctx.store,
-        model,
-        rows,
-        max_length=cfg.max_length,
-        truncation_mode=cfg.truncation_mode,
-        batch_size=cfg.precompute_ref_batch_size or 8,
-        progress=lambda done, total: _emit(progress, prepared, "reference", done, total),
-        should_stop=stop,
+    found = write_candidates(
+        ctx.store, rows, rd / CANDIDATES, max_length=cfg.max_length, truncation_mode=cfg.truncation_mode
     )
+    log.info("run #%d: %d cached reference log-probs for the worker", prepared.run_id, found)
     for name, part in ((TRAIN, snap.train), (VAL, snap.val)):
         pq.write_table(pa.Table.from_pylist(part), rd / name)
-    variant = prepared.variant
+    dtype = _worker_dtype(ctx, "cpu")
     rd.write_json(
         CONFIG,
         {
@@ -250,34 +340,51 @@ def _write_snapshot(ctx, prepared: PreparedRun, progress, stop):
             "run_id": prepared.run_id,
             "variant": {"name": variant.name, "base": variant.base, "adapters": list(variant.adapters)},
             "models_dir": str(ctx.cfg.paths.models),
-            "dtype": str(model.model.dtype).removeprefix("torch."),
-            "ref_fingerprint": fill.key.model_fingerprint,
+            "dtype": dtype,
             "config": config_overrides(cfg),
             "kl_prompts": _kl_prompts(ctx.store, snap, cfg.kl_prompts),
             "snapshot": snap.summary(),
         },
     )
-    return fill
 
 
-def _run_worker(ctx, prepared: PreparedRun, fill, progress, stop, launcher, started) -> TrainResult:
+def _refresh_candidates(ctx, prepared: PreparedRun, progress, stop) -> None:
+    """A resumed run: the model made local again and the cache's values now (what the first attempt scored)."""
+    from models.fetch import ensure_local
+    from train.refcache import CANDIDATES, write_candidates
+
+    cfg, rd, snap = prepared.cfg, prepared.run_dir, prepared.snapshot
+    _emit(progress, prepared, "loading", 0, 1)
+    ensure_local(prepared.variant, cache_dir=ctx.cfg.paths.models)
+    if stop():
+        raise InterruptedError("cancelled before training started")
+    rows = snap.train + snap.val
+    write_candidates(
+        ctx.store, rows, rd / CANDIDATES, max_length=cfg.max_length, truncation_mode=cfg.truncation_mode
+    )
+
+
+def _run_worker(ctx, prepared: PreparedRun, progress, stop, launcher, started) -> TrainResult:
     """Start the worker, stream its metrics into run_metrics, and ingest how it ended."""
     store, rd, run_id = ctx.store, prepared.run_dir, prepared.run_id
     tail = MetricsTail(rd / METRICS)
+    if prepared.resumed and (rd / METRICS).is_file():
+        tail.offset = (rd / METRICS).stat().st_size  # the steps before the checkpoint are stored already
     latest: dict[str, float] = {}
-    last_step = [-1]
+    last = [("", -1)]
 
     def on_poll() -> None:
         new = _ingest_metrics(store, run_id, tail, latest)
         status = rd.read_status()
         step = int(status.get("step") or 0)
-        if new or step != last_step[0]:
-            last_step[0] = step
-            _emit(progress, prepared, "training", step, int(status.get("total") or 0), latest)
+        phase = "reference" if status.get("phase") == "reference" else "training"
+        if new or (phase, step) != last[0]:
+            last[0] = (phase, step)
+            _emit(progress, prepared, phase, step, int(status.get("total") or 0), latest)
 
     ended = supervise(launcher(rd.path), rd, on_poll=on_poll, stop=stop)
     status = rd.read_status()
-    summary = {**fill.to_dict(), "kl_ref_forwards": status.get("kl_ref_forwards"), "exit_code": ended.code}
+    summary = {"kl_ref_forwards": status.get("kl_ref_forwards"), "exit_code": ended.code}
     if status.get("train_seconds") is not None:
         summary["train_seconds"] = status["train_seconds"]
     state = status.get("state")
@@ -302,6 +409,7 @@ def _finish(ctx, prepared: PreparedRun, status: str, error, summary: dict, start
         prepared.snapshot,
         prepared.cfg,
     )
+    summary = {**_reference_summary(ctx, rd), **summary}
     frame = store.run_metrics_frame([run_id])
     warnings = training_warnings(frame)
     steps = _last_step(frame)
@@ -368,13 +476,29 @@ def _ingest_metrics(store, run_id: int, tail: MetricsTail, latest: dict[str, flo
     return len(records)
 
 
-def _reference_model(ctx, variant):
-    """The SFT variant's LocalModel: the process's pool copy when there is one."""
-    if ctx.generator is not None:
-        return ctx.generator.get(variant.name)
-    from models.local import load_variant
+def _worker_dtype(ctx, device: str) -> str:
+    """The dtype the worker loads the variant in: the pool's for that device (what generation and scoring use)."""
+    from models.devices import resolve_dtype
 
-    return load_variant(variant, cache_dir=ctx.cfg.paths.models)
+    placement = getattr(ctx.generator, "placement", None)
+    if placement is not None and placement.device == device:
+        return placement.dtype
+    return resolve_dtype(getattr(ctx.cfg, "dtype", None) or "auto", device)
+
+
+def _reference_summary(ctx, rd: RunDir) -> dict[str, Any]:
+    """Store what the worker scored (whatever the outcome: the values are valid) and read its reference numbers."""
+    from train.refcache import ingest_new
+
+    try:
+        added = ingest_new(ctx.store, rd.path)
+    except Exception as exc:  # the run's outcome matters more; the next run scores them again
+        log.warning("%s: could not store the new reference log-probs: %s", rd.path, exc)
+        added = 0
+    if added:
+        log.info("%s: %d new reference log-probs stored in the cache", rd.path, added)
+    reference = rd.read_json(REFERENCE)
+    return reference if isinstance(reference, dict) else {}
 
 
 def _kl_prompts(store, snap, n: int) -> list[list[dict]]:

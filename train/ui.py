@@ -12,6 +12,7 @@ from errors import PrefLabError
 from safe_text import md_text
 from served import chart_copy
 from train.config import MAX_PROCESSES
+from train.rundir import REFERENCE, RunDir
 from ui_common import empty_state, warn
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,17 @@ def run_result_text(run) -> str:
     return ", ".join(parts)
 
 
+def truncation_line(run, reference: dict | None = None) -> str:
+    """'3 of 40 pairs truncated at max_length 1024 (longest 1210 tokens)', from the run's result or its worker."""
+    found = run.result if run.result and "truncated_pairs" in run.result else reference
+    if not isinstance(found, dict) or "truncated_pairs" not in found:
+        return ""
+    return (
+        f"{found['truncated_pairs']} of {found.get('pairs')} pairs truncated at max_length "
+        f"{found.get('max_length')} (longest {found.get('longest_pair')} tokens)"
+    )
+
+
 def runs_table(runs) -> pd.DataFrame:
     return pd.DataFrame(
         [
@@ -96,7 +108,7 @@ def runs_table(runs) -> pd.DataFrame:
 def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) -> None:
     """Widgets and events of the Train tab; `tab` refreshes it when it is selected."""
     from annotate.jobs import job_line
-    from train.service import cancel_training, start_training
+    from train.service import cancel_training, start_resume, start_training
 
     status = gr.Markdown(elem_id="train-empty", elem_classes=["empty-state"])
     with gr.Accordion("Demo SFT (the model pairs are generated from)", open=False):
@@ -142,6 +154,14 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
     with gr.Row():
         start = gr.Button("Start DPO run", elem_id="train-start", variant="primary")
         cancel = gr.Button("Cancel run", elem_id="train-cancel", variant="stop")
+        resume_id = gr.Number(
+            value=None,
+            precision=0,
+            minimum=1,
+            label="Resume run # (from its last checkpoint)",
+            elem_id="train-resume-id",
+        )
+        resume = gr.Button("Resume run", elem_id="train-resume", variant="secondary")
     run_status = gr.Markdown(elem_id="train-status")
     warnings_md = gr.Markdown(elem_id="train-warnings")
     plots = {}
@@ -190,9 +210,11 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
             progress = " · waiting for the device"
         elif job is not None and job.active:
             progress = f" · step {job.progress}/{job.total or '?'}"
+        run_dir = ctx.cfg.paths.runs / str(latest.id)
+        truncated = truncation_line(latest, RunDir(run_dir).read_json(REFERENCE))
         out[run_status] = md_text(
             f"Run #{latest.id}: {latest.status}{progress}" + (f" — {latest.error}" if latest.error else "")
-        )
+        ) + (f"\n\n{md_text(truncated)}" if truncated else "")
         from train.health import training_warnings
 
         mine = frame[frame["run_id"] == latest.id] if not frame.empty else frame
@@ -235,6 +257,18 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
             warn(exc)
             return refresh()
         gr.Info(f"DPO run #{run_id} started; the curves fill in as it trains.")
+        return refresh()
+
+    def on_resume(run_v, request: gr.Request):
+        if not run_v:
+            gr.Warning("Enter the number of a failed or cancelled run to resume.")
+            return refresh()
+        try:
+            run_id = start_resume(ctx, int(run_v), user=request.username)
+        except PrefLabError as exc:
+            warn(exc)
+            return refresh()
+        gr.Info(f"DPO run #{run_id} resumes from its last checkpoint.")
         return refresh()
 
     def on_cancel(request: gr.Request):
@@ -295,6 +329,7 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
         api_name="train_start",
     )
     cancel.click(on_cancel, None, refresh_outputs, api_name="train_cancel")
+    resume.click(on_resume, [resume_id], refresh_outputs, api_name="train_resume")  # admin: in start_resume
     sft_button.click(on_sft, [sft_epochs, sft_limit, state], [sft_status, state], api_name="train_sft")
     sft_cancel.click(on_sft_cancel, None, [sft_status], api_name="train_sft_cancel")  # admin: in cancel_job
     timer.tick(on_tick, [state], [*refresh_outputs, sft_status], api_name=False, show_progress="hidden")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from errors import ModelError, PrefLabError
-from train.rundir import ADAPTER, CONFIG, STATUS, TRAIN, TRAINER_DIR, VAL, RunDir
+from train.rundir import ADAPTER, CONFIG, REFERENCE, STATUS, TRAIN, TRAINER_DIR, VAL, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_worker(
-    run_dir: str | os.PathLike, *, on_trainer: Callable[[Any], None] | None = None
+    run_dir: str | os.PathLike,
+    *,
+    on_trainer: Callable[[Any], None] | None = None,
+    on_reference: Callable[[Any], None] | None = None,
 ) -> dict[str, Any]:
-    """Train, save the adapter, and return the final status; failures end up in status.json and worker.log."""
+    """Train, save the adapter, and return the final status; failures end up in status.json and worker.log.
+
+    `on_reference` sees the loaded model before the reference pass, `on_trainer` the trainer before training.
+    """
     rd = RunDir(run_dir)
     main_process = _is_main_process()
     started = time.time()
     try:
         if main_process:
             rd.write_json(STATUS, {"state": "starting", "step": 0, "total": 0, "pid": os.getpid()})
-        return _train(rd, on_trainer, started, main_process)
+        return _train(rd, on_trainer, started, main_process, on_reference)
     except Exception as exc:  # the run must end "failed" with a reason, whatever broke
         error = _one_line(exc)
         log.error("run failed: %s", error)
@@ -69,7 +75,7 @@ def run_worker(
         return status
 
 
-def _train(rd: RunDir, on_trainer, started: float, main_process: bool) -> dict[str, Any]:
+def _train(rd: RunDir, on_trainer, started: float, main_process: bool, on_reference=None) -> dict[str, Any]:
     spec = rd.read_json(CONFIG)
     if not isinstance(spec, dict) or spec.get("version") != SPEC_VERSION:
         raise PrefLabError(f"{rd / CONFIG} is missing or not a version {SPEC_VERSION} PrefLab run config")
@@ -88,11 +94,22 @@ def _train(rd: RunDir, on_trainer, started: float, main_process: bool) -> dict[s
         log.warning("KL estimates are off: ZeRO-3 / FSDP shard the weights across processes")
         cfg.kl_every = 0
     train_rows, val_rows = read_rows(rd / TRAIN), read_rows(rd / VAL)
+    if on_reference is not None:
+        on_reference(local)
+    try:
+        fill_reference(cfg, local, train_rows + val_rows, rd, main_process)
+    except InterruptedError:
+        status = {"state": "cancelled", "step": 0, "total": 0, "pid": os.getpid(), "adapter": None}
+        if main_process:
+            rd.write_json(STATUS, status)
+        log.info("run cancelled while scoring reference log-probs")
+        return status
     trainer, files, kl = build_trainer(
         cfg, local, train_rows, val_rows, rd, kl_prompts=spec.get("kl_prompts") or [], on_trainer=on_trainer
     )
     try:
-        trainer.train()
+        # A resumed run continues from the checkpoint the service chose (optimizer, scheduler, data position).
+        trainer.train(resume_from_checkpoint=spec.get("resume_from"))
         if not files.cancelled and not _evaluated_last_step(trainer):
             trainer.evaluate()  # the final validation gap (transformers 5 already evaluates at max_steps)
         if files.cancelled:
@@ -180,6 +197,48 @@ def load_4bit(variant, models_dir, *, gradient_checkpointing: bool = False, shar
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     log.info("loaded %s in 4-bit NF4 from %s", variant.name, source)
     return LocalModel(model, tokenizer, name=variant.name, variant=variant)
+
+
+def fill_reference(cfg, local, rows: list[dict[str, Any]], rd: RunDir, main_process: bool) -> dict[str, Any]:
+    """Reference log-probs for `rows`: the parent's cached values, the misses scored here on the training device.
+
+    With several processes each scores a share of the prompts; all of them then read every share.
+    """
+    from accelerate import PartialState
+
+    from train.callbacks import _parent_gone
+    from train.refcache import fill_in_worker
+
+    device = cfg.device  # sets up the process group (and the device) the Trainer then uses
+    state = PartialState()
+    if not getattr(local.model, "hf_device_map", None) and local.model.device != device:
+        local.model.to(device)
+
+    def progress(done: int, total: int) -> None:
+        if main_process:
+            rd.write_json(
+                STATUS,
+                {"state": "running", "phase": "reference", "step": done, "total": total, "pid": os.getpid()},
+            )
+
+    single = state.num_processes == 1
+    summary = fill_in_worker(
+        local,
+        rows,
+        rd.path,
+        max_length=cfg.max_length,
+        truncation_mode=cfg.truncation_mode,
+        batch_size=cfg.precompute_ref_batch_size or 8,
+        rank=state.process_index,
+        world=state.num_processes,
+        barrier=state.wait_for_everyone,
+        progress=progress,
+        # One process can stop between chunks; several would leave the others waiting at the barrier.
+        should_stop=(lambda: rd.cancel_requested() or _parent_gone()) if single else None,
+    )
+    if main_process:
+        rd.write_json(REFERENCE, summary)
+    return summary
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

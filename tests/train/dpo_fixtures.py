@@ -126,7 +126,7 @@ def tiny_config(**overrides):
 class InProcessWorker:
     """The worker in a thread of the test process (same interface as Popen), so tests can hook its model."""
 
-    def __init__(self, run_dir: Path, on_trainer=None):
+    def __init__(self, run_dir: Path, on_trainer=None, on_reference=None):
         from train.worker import run_worker
 
         self.pid = os.getpid()
@@ -134,7 +134,8 @@ class InProcessWorker:
         self.status = None
 
         def target():
-            self.status = run_worker(run_dir, on_trainer=on_trainer)
+            hooks = {"on_reference": on_reference} if on_reference is not None else {}
+            self.status = run_worker(run_dir, on_trainer=on_trainer, **hooks)
             self.returncode = 0 if self.status.get("state") in ("done", "cancelled") else 1
 
         self._thread = threading.Thread(target=target, name="inprocess-worker", daemon=True)
@@ -153,6 +154,6 @@ class InProcessWorker:
     kill = terminate
 
 
-def in_process(on_trainer=None):
-    """A service launcher that runs the worker in this process."""
-    return lambda run_dir: InProcessWorker(run_dir, on_trainer)
+def in_process(on_trainer=None, on_reference=None):
+    """A service launcher that runs the worker in this process; the hooks see its trainer and its reference model."""
+    return lambda run_dir: InProcessWorker(run_dir, on_trainer, on_reference)

@@ -55,11 +55,17 @@ def load_sft(tiny: TinySFT, *, adapters: bool = True):
 
 
 def rows_with_refs(local, n: int, seed: int = 0) -> list[dict]:
-    """Snapshot-style rows whose reference log-probs come from `local` (the SFT variant)."""
+    """Snapshot-style rows whose reference log-probs come from `local` (the SFT variant), scored as the worker
+    scores them: each prompt's tokens run once for its chosen and rejected responses."""
+    from train.refcache import score_responses
+
     data = triples(n, seed)
     prompts = [canonical_messages(p) for p, _, _ in data]
     chosen, rejected = [c for _, c, _ in data], [r for _, _, r in data]
-    ref_chosen, ref_rejected = local.score(prompts, chosen), local.score(prompts, rejected)
+    items = [(p, c) for p, c in zip(prompts, chosen, strict=True)]
+    items += [(p, r) for p, r in zip(prompts, rejected, strict=True)]
+    scored = score_responses(local, items, max_length=1024, truncation_mode="keep_start")
+    ref_chosen, ref_rejected = scored[:n], scored[n:]
     columns = (prompts, chosen, rejected, ref_chosen, ref_rejected)
     names = ("prompt", "chosen", "rejected", "ref_chosen_logps", "ref_rejected_logps")
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]

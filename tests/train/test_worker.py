@@ -77,8 +77,11 @@ def test_a_worker_whose_parent_died_stops_after_its_step(ctx, monkeypatch):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     monkeypatch.setenv(PARENT_ENV, str(gone.pid))  # as if the service that spawned the worker had been killed
-    result = run_training(
-        ctx, tiny_config(max_steps=5000, eval_steps=1000, kl_every=0), launcher=in_process()
-    )
+    cfg = tiny_config(max_steps=5000, eval_steps=1000, kl_every=0)
+    result = run_training(ctx, cfg, launcher=in_process())
     assert result.status == "cancelled"
-    assert RunDir(result.run_dir).read_status()["step"] == 1
+    assert RunDir(result.run_dir).read_status()["step"] == 0  # stopped after the reference pass's chunk
+    # That chunk was stored when the run ended: with nothing left to score, the next stops after its first step.
+    again = run_training(ctx, tiny_config(max_steps=5000, eval_steps=1000, kl_every=0), launcher=in_process())
+    assert again.status == "cancelled" and again.summary["ref_computed"] == 0
+    assert RunDir(again.run_dir).read_status()["step"] == 1
