@@ -211,7 +211,10 @@ def fill_reference(cfg, local, rows: list[dict[str, Any]], rd: RunDir, main_proc
 
     device = cfg.device  # sets up the process group (and the device) the Trainer then uses
     state = PartialState()
-    if not getattr(local.model, "hf_device_map", None) and local.model.device != device:
+    # ZeRO-3 / FSDP: the whole model fits no single device, so each process scores its share where it loaded it;
+    # a 4-bit or device-mapped model already sits where it runs.
+    placed = getattr(local.model, "hf_device_map", None) or getattr(local.model, "is_loaded_in_4bit", False)
+    if not placed and not _sharded_weights() and local.model.device != device:
         local.model.to(device)
 
     def progress(done: int, total: int) -> None:
