@@ -295,6 +295,36 @@ def training(args, cpu, gpu, triples, logps, report: Report) -> None:
     )
 
 
+def qlora(args, triples, logps, report: Report) -> None:
+    """A few DPO steps on the default model loaded in 4-bit NF4 (`train --load-in-4bit`), when bitsandbytes is here."""
+    from importlib.util import find_spec
+
+    import torch
+
+    if find_spec("bitsandbytes") is None:
+        report.skip("QLoRA", "bitsandbytes is not installed (pip install 'preflab[qlora]')")
+        return
+    if not torch.cuda.is_available():
+        report.skip("QLoRA", "bitsandbytes 4-bit needs a CUDA GPU")
+        return
+    from models.local import DEFAULT_BASE, Variant
+    from train.worker import load_4bit
+
+    local = load_4bit(Variant("base", DEFAULT_BASE), args.cache_dir)
+    with tempfile.TemporaryDirectory(prefix="preflab-gpu-check-") as tmp:
+        torch.cuda.reset_peak_memory_stats()
+        step, losses = dpo_steps(args, local, triples, logps["gpu"], on_gpu=True, workdir=Path(tmp))
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    report.say(f"QLoRA DPO on gpu: {step:.2f} s/step, losses {[round(x, 4) for x in losses]}")
+    report.row(
+        f"QLoRA DPO ({args.steps} steps, 4-bit NF4 base)",
+        "",
+        f"{step:.2f} s/step",
+        "",
+        f"peak GPU memory {peak:.1f} GiB; first loss {losses[0]:.4f} (bf16 reference: not exactly log 2)",
+    )
+
+
 # -- 4. a local OpenAI-compatible server ---------------------------------------------------------------------
 
 
@@ -429,6 +459,8 @@ def plan(args) -> list[str]:
         f"generation: {args.prompts} prompts x {args.max_new_tokens} tokens on each",
         f"scoring: {args.pairs} pairs on each",
         f"DPO: {args.steps} steps x batch {args.batch} on each",
+        "QLoRA: the same DPO steps on a 4-bit NF4 base "
+        + ("(bitsandbytes found)" if find_spec("bitsandbytes") else "(no bitsandbytes: skipped)"),
         f"server: {server}",
         f"budget: {args.budget:.0f} s",
     ]
@@ -474,6 +506,8 @@ def main(argv=None) -> int:
         scored = phase("scoring", scoring, args, cpu, gpu, report)
         if scored is not None:
             phase("DPO", training, args, cpu, gpu, *scored, report)
+            del cpu, gpu, models  # the QLoRA copy and the server get the memory back
+            phase("QLoRA", qlora, args, *scored, report)
     if args.server == "none":
         report.skip("server", "--server none")
     else:
