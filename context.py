@@ -18,11 +18,27 @@ class AppConfig:
     """Process-wide settings resolved from flags and the environment."""
 
     home: Path = field(default_factory=resolve_home, metadata={"help": "PrefLab's home folder"})
+    device: str = field(
+        default="auto", metadata={"help": "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps"}
+    )
+    dtype: str = field(
+        default="auto", metadata={"help": "auto: bf16/fp16 on GPUs, the checkpoint's own on the CPU"}
+    )
+    device_map: str | None = field(default=None, metadata={"help": "auto: spread a model over the devices"})
+    model_memory: int | None = field(
+        default=None,
+        metadata={"help": "Bytes the loaded models may take (default: from the device's memory)"},
+    )
 
     def __post_init__(self) -> None:
+        from models.devices import check_device, check_device_map, check_dtype
+
         self.home = Path(self.home).expanduser().resolve()
         if self.home.exists() and not self.home.is_dir():
             raise ValueError(f"home must be a folder, got the file {self.home}")
+        self.device = check_device(self.device)
+        self.dtype = check_dtype(self.dtype)
+        self.device_map = check_device_map(self.device_map)
 
     @property
     def paths(self) -> Paths:
@@ -89,7 +105,14 @@ def build_context(cfg: AppConfig, *, store: Any = None, judge: Any = None, gener
     if any(stale.values()):
         log.warning("marked %(runs)s run(s) and %(jobs)s job(s) of a stopped process as failed", stale)
     if generator is None:
-        generator = ModelPool(variant_resolver(store), cfg.paths.models)
+        generator = ModelPool(
+            variant_resolver(store),
+            cfg.paths.models,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            device_map=cfg.device_map,
+            max_bytes=cfg.model_memory,
+        )
     if judge is None:
         from models.judge import make_judge
 

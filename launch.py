@@ -220,6 +220,7 @@ def build_parser() -> CliParser:
     parser = CliParser(prog="launch.py", description="PrefLab: preference annotation and DPO training.")
     parser.add_argument("--home", help="PrefLab home folder (default $PREFLAB_HOME, else ./preflab_home/)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output")
+    _add_device_flags(parser)
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=CliParser)
     _add_serve(sub)
     _add_models(sub)
@@ -229,10 +230,52 @@ def build_parser() -> CliParser:
     return parser
 
 
+def _add_device_flags(parser) -> None:
+    """Global flags: where every model PrefLab loads runs (generation, scoring, eval, arena, SFT, DPO)."""
+    parser.add_argument(
+        "--device",
+        dest="model_device",
+        default="auto",
+        help="auto (CUDA, then MPS, then CPU; default), cpu, cuda, cuda:N or mps",
+    )
+    parser.add_argument(
+        "--dtype",
+        dest="model_dtype",
+        default="auto",
+        help="auto (default: bf16 on GPUs that support it, else fp16; the checkpoint's own on the CPU), "
+        "float32, bfloat16, float16, float64",
+    )
+    parser.add_argument(
+        "--device-map",
+        choices=["auto", "none"],
+        default="none",
+        help="auto: spread a model over every GPU (and the CPU); chosen by itself when a model does not fit one GPU",
+    )
+    parser.add_argument(
+        "--model-memory-gb",
+        type=float,
+        default=None,
+        help="GB the loaded models may take before the least recently used is unloaded "
+        "(default: 85%% of the GPU, half the RAM on the CPU)",
+    )
+
+
 def _context(args):
     from context import AppConfig, build_context
 
-    return build_context(AppConfig(home=args.home) if args.home else AppConfig())
+    kwargs = {
+        "device": getattr(args, "model_device", "auto"),
+        "dtype": getattr(args, "model_dtype", "auto"),
+        "device_map": getattr(args, "device_map", "none"),
+    }
+    memory = getattr(args, "model_memory_gb", None)
+    if memory is not None:
+        if memory <= 0:
+            raise UserInputError(f"--model-memory-gb must be positive, got {memory}")
+        kwargs["model_memory"] = int(memory * 1e9)
+    if args.home:
+        kwargs["home"] = args.home
+    return build_context(AppConfig(**kwargs))
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from errors import ModelError
+from errors import UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,11 @@ class Placement:
 
 
 def check_device(value: str | None) -> str:
-    """Normalise a device name without touching torch; ModelError names the accepted forms."""
+    """Normalise a device name without touching torch; UserInputError names the accepted forms."""
     device = "auto" if value in (None, "") else str(value).strip().lower()
     if device in ("auto", "cpu", "mps") or _CUDA.match(device):
         return device
-    raise ModelError(f"device must be one of {', '.join(DEVICES)}, got {value!r}")
+    raise UserInputError(f"device must be one of {', '.join(DEVICES)}, got {value!r}")
 
 
 def check_dtype(value) -> str:
@@ -59,7 +59,7 @@ def check_dtype(value) -> str:
     name = str(value).removeprefix("torch.").strip().lower()
     name = DTYPE_ALIASES.get(name, name)
     if name not in DTYPES:
-        raise ModelError(f"dtype must be one of {', '.join(DTYPES)} (or bf16, fp16, fp32), got {value!r}")
+        raise UserInputError(f"dtype must be one of {', '.join(DTYPES)} (or bf16, fp16, fp32), got {value!r}")
     return name
 
 
@@ -67,7 +67,7 @@ def check_device_map(value: str | None) -> str | None:
     if value in (None, "", "none"):
         return None
     if value not in DEVICE_MAPS:
-        raise ModelError(f"device map must be auto or none, got {value!r}")
+        raise UserInputError(f"device map must be auto or none, got {value!r}")
     return value
 
 
@@ -84,16 +84,16 @@ def resolve_device(value: str | None = "auto") -> str:
         return "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ModelError(
+            raise UserInputError(
                 f"device {device} asked for, but this machine has no usable CUDA GPU (use --device cpu)"
             )
         index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
         count = torch.cuda.device_count()
         if index >= count:
-            raise ModelError(f"device {device} asked for, but this machine has {count} CUDA GPU(s)")
+            raise UserInputError(f"device {device} asked for, but this machine has {count} CUDA GPU(s)")
         return f"cuda:{index}"
     if device == "mps" and not _mps_available(torch):
-        raise ModelError("device mps asked for, but MPS is not available here (use --device cpu)")
+        raise UserInputError("device mps asked for, but MPS is not available here (use --device cpu)")
     return device
 
 

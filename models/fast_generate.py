@@ -221,7 +221,8 @@ class _Runner:
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         budget = max(row.params.max_new_tokens for row in rows)
         batch = _Batch.from_prefill(layers, attention.to(self.device), index, rows, budget)
-        self._advance(batch, logits.index_select(0, index))
+        # With a device map the logits come off the last device; `.to` is free when it is the same one.
+        self._advance(batch, logits.index_select(0, index.to(logits.device)))
         return batch
 
     def step(self, batch: _Batch) -> None:
@@ -332,8 +333,9 @@ class _Batch:
             shape = (len(rows), k.shape[1], capacity, k.shape[3])
             kb = torch.zeros(shape, dtype=k.dtype, device=k.device)
             vb = torch.zeros(shape, dtype=v.dtype, device=v.device)
-            kb[:, :, :width] = k.index_select(0, index)
-            vb[:, :, :width] = v.index_select(0, index)
+            # A device-mapped model keeps each layer's cache on that layer's device.
+            kb[:, :, :width] = k.index_select(0, index.to(k.device))
+            vb[:, :, :width] = v.index_select(0, index.to(v.device))
             keys.append(kb)
             values.append(vb)
         mask = torch.zeros((len(rows), capacity), dtype=torch.long, device=attention.device)
@@ -375,8 +377,8 @@ class _Batch:
         index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
         mask = self.mask.index_select(0, index)
         first = int(mask[:, : self.length].any(dim=0).nonzero()[0])
-        self.keys = [k.index_select(0, index)[:, :, first:] for k in self.keys]
-        self.values = [v.index_select(0, index)[:, :, first:] for v in self.values]
+        self.keys = [k.index_select(0, index.to(k.device))[:, :, first:] for k in self.keys]
+        self.values = [v.index_select(0, index.to(v.device))[:, :, first:] for v in self.values]
         self.mask = mask[:, first:].contiguous()
         self.positions = self.positions.index_select(0, index)
         self.rows = [self.rows[j] for j in keep]
@@ -402,7 +404,9 @@ class _Batch:
         for a, b in zip([*self.keys, *self.values], [*other.keys, *other.values], strict=True):
             out = torch.zeros((n + m, a.shape[1], capacity, a.shape[3]), dtype=a.dtype, device=a.device)
             if n:
-                out[:n, :, length - ours : length] = a.index_select(0, index)[:, :, first : self.length]
+                out[:n, :, length - ours : length] = a.index_select(0, index.to(a.device))[
+                    :, :, first : self.length
+                ]
             out[n:, :, length - other.length : length] = b[:, :, : other.length]
             (keys if len(keys) < len(self.keys) else values).append(out)
         mask = torch.zeros((n + m, capacity), dtype=self.mask.dtype, device=self.mask.device)

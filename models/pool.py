@@ -83,15 +83,20 @@ class ModelPool:
         return describe_plan(self.placement)
 
     def where(self, name: str) -> str | None:
-        """'sft on cuda:0, bf16' for a loaded variant; None when it is not loaded."""
-        with self._lock:
+        """'sft on cuda:0, bf16' for a loaded variant; None when it is not loaded (or while a load is under way)."""
+        # Never waits: status lines poll this, and a load holds the lock for as long as it takes.
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
             for variant, (_key, view) in self._views.items():
                 if variant.name == name:
                     return view.where
             for key, entry in self._entries.items():
                 if isinstance(key, Variant) and key.name == name and hasattr(entry, "where"):
                     return entry.where
-        return None
+            return None
+        finally:
+            self._lock.release()
 
     # --- loading ------------------------------------------------------------------------------------------
 
@@ -221,9 +226,10 @@ class ModelPool:
         entry = self._entries.pop(key)
         for variant in [v for v, (k, _view) in self._views.items() if k == key]:
             del self._views[variant]
+        # Only the pool's references go: a job still holding a view keeps its base (and adapters) working
+        # until it ends, and the memory returns then.
+        del entry
         log.info("unloading %s", key.name if isinstance(key, Variant) else f"base {key[1]}")
-        if isinstance(entry, SharedBase):
-            entry.close()
 
     def _drop_view(self, variant: Variant) -> None:
         self._views.pop(variant, None)
@@ -330,10 +336,6 @@ class SharedBase:
             peft.base_model.enable_adapter_layers()
             return peft.merge_and_unload(adapter_names=list(names))
         return peft.unload()
-
-    def close(self) -> None:
-        self.peft = None
-        self.layers = []
 
 
 class _SwitchLock:

@@ -45,6 +45,7 @@ ALIASES = {
     "epochs": "num_train_epochs",
     "batch_size": "per_device_train_batch_size",
     "grad_accum": "gradient_accumulation_steps",
+    "device": "model_device",
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -76,6 +77,13 @@ class PrefLabFields:
 
     variant: str = field(
         default="sft", metadata={"help": "Starting variant and DPO reference (base + SFT adapters)."}
+    )
+    model_device: str = field(
+        default="auto",
+        metadata={
+            "help": "Where the worker trains (YAML `device`): auto (where PrefLab's models run: CUDA, then MPS, "
+            "then CPU), cpu, cuda, cuda:N, mps."
+        },
     )
     lora_r: int = field(default=16, metadata={"help": "Rank of the DPO LoRA update matrices."})
     lora_alpha: float = field(
@@ -211,6 +219,9 @@ class PrefLabFields:
         """Normalise and validate PrefLab's fields, raising UserInputError that names the bad value."""
         if not isinstance(self.variant, str) or not self.variant.strip():
             raise UserInputError(f"variant must be a non-empty name, got {self.variant!r}")
+        from models.devices import check_device
+
+        self.model_device = check_device(self.model_device)
         _check_int("lora_r", self.lora_r, minimum=1)
         _check_positive("lora_alpha", self.lora_alpha)
         if not _is_number(self.lora_dropout) or not 0 <= self.lora_dropout < 1:
@@ -278,7 +289,8 @@ class PrefLabFields:
             import torch
 
             # A CPU-only machine would otherwise fail inside accelerate with a less direct message.
-            self.use_cpu = not torch.cuda.is_available()
+            accelerator = torch.cuda.is_available() or torch.backends.mps.is_available()
+            self.use_cpu = self.model_device == "cpu" or not accelerator
         if self.load_in_4bit:
             _check_4bit(self.use_cpu)
 

@@ -332,7 +332,8 @@ def _write_snapshot(ctx, prepared: PreparedRun, progress, stop) -> None:
     log.info("run #%d: %d cached reference log-probs for the worker", prepared.run_id, found)
     for name, part in ((TRAIN, snap.train), (VAL, snap.val)):
         pq.write_table(pa.Table.from_pylist(part), rd / name)
-    dtype = _worker_dtype(ctx, "cpu")
+    device = _training_device(ctx, cfg)
+    dtype = _worker_dtype(ctx, device)
     rd.write_json(
         CONFIG,
         {
@@ -341,7 +342,8 @@ def _write_snapshot(ctx, prepared: PreparedRun, progress, stop) -> None:
             "variant": {"name": variant.name, "base": variant.base, "adapters": list(variant.adapters)},
             "models_dir": str(ctx.cfg.paths.models),
             "dtype": dtype,
-            "config": config_overrides(cfg),
+            "device": device,
+            "config": {**config_overrides(cfg), **_device_settings(cfg, device, dtype)},
             "kl_prompts": _kl_prompts(ctx.store, snap, cfg.kl_prompts),
             "snapshot": snap.summary(),
         },
@@ -382,6 +384,8 @@ def _run_worker(ctx, prepared: PreparedRun, progress, stop, launcher, started) -
             last[0] = (phase, step)
             _emit(progress, prepared, phase, step, int(status.get("total") or 0), latest)
 
+    # The worker loads its own copy of the model: the serving pool's models leave its device first.
+    _release_device(ctx, rd)
     ended = supervise(launcher(rd.path), rd, on_poll=on_poll, stop=stop)
     status = rd.read_status()
     summary = {"kl_ref_forwards": status.get("kl_ref_forwards"), "exit_code": ended.code}
@@ -474,6 +478,31 @@ def _ingest_metrics(store, run_id: int, tail: MetricsTail, latest: dict[str, flo
             if r["value"] is not None:
                 latest[f"{r['split']}/{r['name']}"] = r["value"]
     return len(records)
+
+
+def _training_device(ctx, cfg) -> str:
+    """The worker's concrete device: the config's `device`, else where this process runs its models."""
+    from models.devices import resolve_device
+
+    wanted = getattr(cfg, "model_device", "auto")
+    return resolve_device(wanted if wanted != "auto" else getattr(ctx.cfg, "device", "auto"))
+
+
+def _device_settings(cfg, device: str, dtype) -> dict[str, Any]:
+    """Trainer settings that follow the device: the CPU or not, and mixed precision matching half weights."""
+    settings: dict[str, Any] = {"model_device": device, "use_cpu": device == "cpu"}
+    name = str(dtype).removeprefix("torch.")
+    if device != "cpu" and not (cfg.bf16 or cfg.fp16):
+        settings.update(bf16=name == "bfloat16", fp16=name == "float16")
+    return settings
+
+
+def _release_device(ctx, rd: RunDir) -> None:
+    """Unload the pool's models from the accelerator the worker is about to train on (the CPU keeps them)."""
+    device = (rd.read_json(CONFIG) or {}).get("device") or "cpu"
+    release = getattr(ctx.generator, "release_device", None)
+    if device != "cpu" and callable(release):
+        release(device)
 
 
 def _worker_dtype(ctx, device: str) -> str:

@@ -97,7 +97,9 @@ def run_sft(
     # A private copy of the weights (one more model in memory: ~0.54 GB for SmolLM2-135M in float32, on top of the
     # activations, ~6 GB at batch 8 x 220 tokens): get_peft_model injects LoRA layers in place, TRL patches forward
     # and pad ids, and the caller's model keeps serving generation and scoring meanwhile, so it must never see that.
-    hf_model = copy.deepcopy(model.model)
+    # (plain_copy: a variant sharing its base with others gets its adapters merged into its own copy.)
+    hf_model = model.plain_copy()
+    on_cpu, dtype = str(hf_model.device) == "cpu", str(hf_model.dtype)
     # TRL's collator pads on the right itself; a copy keeps the caller's left padding and pad token untouched.
     tokenizer = copy.deepcopy(model.tokenizer)
     tokenizer.padding_side = "right"
@@ -115,9 +117,10 @@ def run_sft(
         # Prompt/completion data: TRL masks the prompt, so only the answer (and its end-of-turn) is trained.
         completion_only_loss=True,
         report_to=[],
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
+        # Train where the model runs (--device); mixed precision matching the weights on a GPU.
+        use_cpu=on_cpu,
+        bf16=not on_cpu and dtype == "torch.bfloat16",
+        fp16=not on_cpu and dtype == "torch.float16",
         save_strategy="no",
         # transformers 5 renamed it; TRL's `gradient_checkpointing=True` default would still switch it on.
         activation_checkpointing=False,

@@ -148,7 +148,7 @@ def load_reference(
         return load_4bit(
             variant, spec["models_dir"], gradient_checkpointing=gradient_checkpointing, sharded=sharded
         )
-    local = load_variant(variant, cache_dir=spec["models_dir"], dtype=spec.get("dtype"))
+    local = load_variant(variant, cache_dir=spec["models_dir"], dtype=spec.get("dtype"), device=_device(spec))
     expected = spec.get("ref_fingerprint")
     if expected and local.fingerprint != expected:
         raise ModelError(
@@ -156,6 +156,13 @@ def load_reference(
             f"(fingerprint {local.fingerprint}, expected {expected}); start a new run"
         )
     return local
+
+
+def _device(spec: dict[str, Any]) -> str:
+    """Where this process loads the model: the run's device; the CPU when several processes share the GPUs out
+    (the trainer then moves each rank's copy to its own device)."""
+    device = spec.get("device") or "cpu"
+    return "cpu" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else device
 
 
 def load_4bit(variant, models_dir, *, gradient_checkpointing: bool = False, sharded: bool = False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from errors import ModelError
+from errors import UserInputError
 from models import devices
 from models.devices import Placement, check_device, check_dtype, describe, describe_plan, resolve
 
@@ -65,18 +65,18 @@ def test_cpu_keeps_the_checkpoint_dtype(hardware):
 
 def test_missing_hardware_is_one_clear_line(hardware):
     hardware.set(cuda=0, mps=False)
-    with pytest.raises(ModelError, match="no usable CUDA GPU"):
+    with pytest.raises(UserInputError, match="no usable CUDA GPU"):
         resolve("cuda")
-    with pytest.raises(ModelError, match="MPS is not available"):
+    with pytest.raises(UserInputError, match="MPS is not available"):
         resolve("mps")
     hardware.set(cuda=2)
-    with pytest.raises(ModelError, match="has 2 CUDA GPU"):
+    with pytest.raises(UserInputError, match="has 2 CUDA GPU"):
         resolve("cuda:2")
 
 
 @pytest.mark.parametrize("bad", ["gpu", "cuda:x", "tpu", "cuda:"])
 def test_bad_device_names_are_refused(bad):
-    with pytest.raises(ModelError, match="device must be one of"):
+    with pytest.raises(UserInputError, match="device must be one of"):
         check_device(bad)
 
 
@@ -84,7 +84,7 @@ def test_dtype_names_and_aliases():
     assert check_dtype("bf16") == "bfloat16"
     assert check_dtype(torch.float64) == "float64"
     assert check_dtype(None) == "auto"
-    with pytest.raises(ModelError, match="dtype must be one of"):
+    with pytest.raises(UserInputError, match="dtype must be one of"):
         check_dtype("int8")
 
 
@@ -93,7 +93,7 @@ def test_device_map_auto_only_on_accelerators(hardware):
     assert resolve("cuda", None, "auto").device_map == "auto"
     hardware.set(cuda=0)
     assert resolve("cpu", None, "auto").device_map is None
-    with pytest.raises(ModelError, match="device map"):
+    with pytest.raises(UserInputError, match="device map"):
         resolve("cpu", None, "balanced")
 
 

@@ -115,12 +115,15 @@ def test_byte_limit_evicts_least_recently_used(variants, tmp_path):
 
 def test_free_empties_the_pool_and_reloads_on_demand(variants, tmp_path):
     switched, _ = pools(variants, tmp_path)
-    before = switched.get("sft").score(PROMPTS, RESPONSES)
+    held = switched.get("sft")
+    before = held.score(PROMPTS, RESPONSES)
     switched.get("base")
     assert switched.free() == 1
     assert switched.loaded() == [] and switched.loaded_bytes() == 0
     assert switched.release_device("cpu") == 0
     assert switched.get("sft").score(PROMPTS, RESPONSES) == before
+    # A job that still holds its model when the pool lets go finishes with the right adapters.
+    assert held.score(PROMPTS, RESPONSES) == before
 
 
 def test_where_each_model_runs(variants, tmp_path):
