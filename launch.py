@@ -329,6 +329,10 @@ def cmd_models(args) -> int:
                 from annotate.models_service import describe_variant
 
                 print(f"{'':<22} {describe_variant(m).split('; ')[-1]}")
+            elif m.kind != "imported":
+                from annotate.models_service import where_it_runs
+
+                print(f"{'':<22} runs on {where_it_runs(ctx, m)}")  # e.g. this server: cuda:0, bf16
         return EXIT_OK
     from annotate.models_service import describe_variant, register_variant
 

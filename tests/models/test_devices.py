@@ -124,3 +124,13 @@ def test_load_variant_honours_device_and_dtype(base_dir, tmp_path, hardware):
         load_variant(Variant("b", str(base_dir)), cache_dir=tmp_path, device="auto").model.dtype
         == torch.float64
     )
+
+
+def test_models_list_says_where_models_run(tmp_path, capsys, hardware):
+    from launch import main
+
+    hardware.set(cuda=0)
+    assert main(["--home", str(tmp_path), "--device", "cpu", "--dtype", "bf16", "models", "list"]) == 0
+    assert "runs on this server: cpu, bf16 (loaded on first use)" in capsys.readouterr().out
+    assert main(["--home", str(tmp_path), "--device", "gpu", "models", "list"]) == 2
+    assert "device must be one of" in capsys.readouterr().err
