@@ -192,7 +192,7 @@ def test_an_annotator_login_cannot_start_or_cancel_generation(tmp_path):
         with in_process_server(home, warnings, "ann:pw-ann-1\nroot:pw-root-2:admin\n") as srv:
             ann = srv.client(auth=("ann", "pw-ann-1"))
             before = written(srv.ctx)
-            status = ann.predict(api_name="/generate")
+            status = ann.predict("sft", None, 256, api_name="/generate")
             assert "admin" in status and warnings == ["this needs the admin role; ask an admin"]
             assert written(srv.ctx) == before  # no job
             # Labelling is the annotator's: stored under the login, whatever the textbox says.
