@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from errors import ModelError, UserInputError
-from models.variants import DEFAULT_BASE, Variant, check_variant_paths, looks_local
+from models.local import base_source
+from models.variants import Variant, check_variant_paths
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +85,6 @@ def vllm_commands(
             f"curl -X POST $URL/v1/load_lora_adapter -H 'Content-Type: application/json' -d {q(body)}"
         )
     return lines
-
-
-def base_source(variant: Variant, cache_dir: str | os.PathLike) -> str:
-    """The folder or Hub id a variant's base loads from (the converted cache for the default model)."""
-    # The same resolution as models.local.load_variant, kept here so an export never needs a LocalModel.
-    if variant.base == DEFAULT_BASE:
-        from models.gguf_cache import ensure_default_cache
-
-        return str(ensure_default_cache(cache_dir))
-    return str(Path(variant.base).expanduser()) if looks_local(variant.base) else variant.base
 
 
 def check_output_dir(out: str | os.PathLike) -> Path:
