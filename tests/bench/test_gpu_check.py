@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -12,7 +13,8 @@ SCRIPT = ROOT / "bench" / "gpu_check.sh"
 
 def run(*flags: str) -> subprocess.CompletedProcess:
     # No GPU whatever the machine: CUDA sees no device, so this is the path every CPU-only machine takes.
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    # This interpreter: the script falls back to python3 where no .venv sits beside it.
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHON": sys.executable}
     return subprocess.run(
         ["bash", str(SCRIPT), *flags], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
