@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -34,12 +35,28 @@ def run_cli(
     )
 
 
+# A fixed install secret for served test homes, so screen orders and hidden-suggestion draws are the same on every
+# run (a fresh random secret would hide the suggestion of any given pair 10% of the time). Under it no pair among the
+# first 20 is drawn hidden, and both screen orders occur among the first 12 (tests rely on both).
+TEST_SECRET = hashlib.sha256(b"preflab tests 0").digest()
+
+
+def pin_test_secret(home: Path) -> None:
+    """Give a test home the fixed secret unless it already has one."""
+    path = home / "install.secret"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(TEST_SECRET)
+        path.chmod(0o600)
+
+
 @contextmanager
 def serving(home: Path, *extra: str, startup_timeout: float = 120):
-    """Yield (url, process) for a running server; stop it afterwards."""
+    """Yield (url, process) for a running server over `home` (with the fixed test secret); stop it afterwards."""
     port = free_port()
     log_path = home.parent / f"serve-{port}.log"
     home.mkdir(parents=True, exist_ok=True)
+    pin_test_secret(home)
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
             [

@@ -59,8 +59,9 @@ def in_process_server(home, warnings: list[str], users: str | None = None):
     from app import launch_app
     from context import AppConfig, build_context
     from models.judge import RuleJudge
-    from tests.serving import free_port
+    from tests.serving import free_port, pin_test_secret
 
+    pin_test_secret(home)
     ctx = build_context(AppConfig(home=home), judge=RuleJudge())
     if users is not None:
         (home / "users.txt").write_text(users)
