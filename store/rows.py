@@ -126,3 +126,25 @@ class TripleRow:
         values = list(row)
         values[4] = loads(values[4])
         return cls(*values)
+
+
+def status_update_sets(
+    fields: tuple[tuple[str, Any], ...], *, status: str | None, result: dict | None, final: tuple[str, ...]
+) -> tuple[list[str], list[Any]]:
+    """SET clauses and parameters for a job's or run's given fields; 'running' stamps started_at, `final` ended_at.
+
+    Column names come from the callers' fixed tuples; values are parameters.
+    """
+    sets, args = [], []
+    for column, value in fields:
+        if value is not None:
+            sets.append(f"{column} = ?")
+            args.append(value)
+    if result is not None:
+        sets.append("result = ?")
+        args.append(dumps(result))
+    if status == "running":
+        sets.append("started_at = coalesce(started_at, current_timestamp)")
+    if status in final:
+        sets.append("ended_at = current_timestamp")
+    return sets, args

@@ -11,7 +11,7 @@ import duckdb
 
 from errors import StoreError
 
-from .rows import dumps, loads
+from .rows import dumps, loads, status_update_sets
 
 RUN_KINDS = ("sft", "dpo")
 RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
@@ -303,20 +303,14 @@ def _run_update(
     """The UPDATE of a run's given fields, to run inside a write."""
     if status is not None:
         _check("run status", status, RUN_STATUSES)
-    sets, args = [], []
-    for column, value in (("status", status), ("adapter_path", adapter_path), ("error", error)):
-        if value is not None:
-            sets.append(f"{column} = ?")
-            args.append(value)
-    if result is not None:
-        sets.append("result = ?")
-        args.append(dumps(result))
-    if status == "running":
-        sets.append("started_at = coalesce(started_at, current_timestamp)")
-        if error is None:  # a resumed run has not failed (yet): its old error and end go
-            sets.append("error = NULL, ended_at = NULL")
-    if status in FINAL_STATUSES:
-        sets.append("ended_at = current_timestamp")
+    sets, args = status_update_sets(
+        (("status", status), ("adapter_path", adapter_path), ("error", error)),
+        status=status,
+        result=result,
+        final=FINAL_STATUSES,
+    )
+    if status == "running" and error is None:  # a resumed run has not failed (yet): its old error and end go
+        sets.append("error = NULL, ended_at = NULL")
 
     def update(cur: duckdb.DuckDBPyConnection) -> None:
         # No UPDATE ... RETURNING: run_metrics references runs, and DuckDB then trips the FK check.

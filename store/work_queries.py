@@ -11,7 +11,7 @@ import duckdb
 
 from errors import StoreError
 
-from .rows import PromptRow, dumps, loads
+from .rows import PromptRow, dumps, loads, status_update_sets
 
 T = TypeVar("T")
 
@@ -126,18 +126,12 @@ class WorkQueries:
         """Set the given fields; entering 'running' stamps started_at, a final status ended_at."""
         if status is not None and status not in JOB_STATUSES:
             raise StoreError(f"job status must be one of {', '.join(JOB_STATUSES)}; got {status!r}")
-        sets, args = [], []
-        for column, value in (("status", status), ("progress", progress), ("total", total), ("error", error)):
-            if value is not None:
-                sets.append(f"{column} = ?")
-                args.append(value)
-        if result is not None:
-            sets.append("result = ?")
-            args.append(dumps(result))
-        if status == "running":
-            sets.append("started_at = coalesce(started_at, current_timestamp)")
-        if status in ("done", "failed", "cancelled"):
-            sets.append("ended_at = current_timestamp")
+        sets, args = status_update_sets(
+            (("status", status), ("progress", progress), ("total", total), ("error", error)),
+            status=status,
+            result=result,
+            final=("done", "failed", "cancelled"),
+        )
         if not sets:
             return
         # Column names come from the fixed tuple above; values are parameters.
