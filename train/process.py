@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from train.rundir import RunDir
+from errors import UserInputError
+from train.rundir import CONFIG, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ POLL_SECONDS = 0.25
 # The worker stops after its current optimizer step; past this it is terminated (a step can take a minute on CPU).
 CANCEL_GRACE_SECONDS = 600.0
 PARENT_ENV = "PREFLAB_PARENT_PID"
+# The device a single-process worker loads on once CUDA_VISIBLE_DEVICES shows it only its own GPU (as cuda:0).
+WORKER_DEVICE_ENV = "PREFLAB_WORKER_DEVICE"
 
 
 @dataclass(frozen=True)
@@ -120,12 +123,37 @@ def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def single_gpu_env(device: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """What a single-process worker on `device` adds to its environment: on `cuda:N`, only that GPU visible.
+
+    The Trainer of one process uses every GPU it sees (DataParallel) and puts the model on cuda:0, so a run meant
+    for cuda:1 would land on GPU 0 and spread over the rest. Masking the others makes cuda:N the worker's cuda:0;
+    an index counts within the CUDA_VISIBLE_DEVICES this process already has, as torch counts it.
+    """
+    match = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if not match:
+        return {}
+    index = int(match.group(1) or 0)
+    visible = [v.strip() for v in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if "CUDA_VISIBLE_DEVICES" in environ and index >= len(visible):
+        raise UserInputError(
+            f"device {device} does not exist: CUDA_VISIBLE_DEVICES={environ['CUDA_VISIBLE_DEVICES']!r} "
+            f"shows {len(visible)} GPU(s)"
+        )
+    physical = visible[index] if "CUDA_VISIBLE_DEVICES" in environ else str(index)
+    return {"CUDA_VISIBLE_DEVICES": physical, WORKER_DEVICE_ENV: "cuda:0"}
+
+
 def spawn_worker(
     run_dir: Path, command: list[str] | None = None, *, extra_env: Mapping[str, str] | None = None
 ) -> subprocess.Popen:
     """Start the worker in its own session, output appended to RUN_DIR/worker.log."""
     rd = RunDir(run_dir)
     env = worker_env(os.environ)
+    if (
+        command is None
+    ):  # one process: it sees only the run's GPU (several processes: the launcher assigns them)
+        env.update(single_gpu_env((rd.read_json(CONFIG) or {}).get("device") or "cpu", os.environ))
     env.update(extra_env or {})
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("PYTHONUNBUFFERED", "1")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from errors import ModelError, PrefLabError
+from train.process import WORKER_DEVICE_ENV
 from train.rundir import ADAPTER, CONFIG, REFERENCE, STATUS, TRAIN, TRAINER_DIR, VAL, RunDir
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ def load_reference(
 def _device(spec: dict[str, Any]) -> str:
     """Where this process loads the model: the run's device; the CPU when several processes share the GPUs out
     (the trainer then moves each rank's copy to its own device)."""
-    device = spec.get("device") or "cpu"
+    device = os.environ.get(WORKER_DEVICE_ENV) or spec.get("device") or "cpu"  # cuda:N masked to cuda:0
     return "cpu" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else device
 
 
