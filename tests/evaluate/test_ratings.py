@@ -466,3 +466,63 @@ def test_bradley_terry_properties(rows):
     m = win_matrix(votes)
     met = m.notna().to_numpy()
     assert (m.to_numpy()[met] + m.T.to_numpy()[met]) == pytest.approx(np.ones(met.sum()))
+
+
+# --- Bradley–Terry against a library fit -----------------------------------------------------------
+
+
+def sklearn_bradley_terry(votes: pd.DataFrame, *, ties: str, pseudo_count: float) -> dict[str, float]:
+    """The same penalised MLE by scikit-learn: logistic regression without intercept on the ±1 design.
+
+    Each rated vote is a row with +1 for the left variant and -1 for the right one, labelled 1 with weight
+    the left side's score and 0 with the right side's (a tie: both halves); each pair that met adds
+    `pseudo_count` wins each way; C = 1 / ridge matches the fit's tiny L2 term. Elo scale, mean 1000.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from evaluate.ratings_bt import _RIDGE, ELO_CENTRE, ELO_SCALE
+
+    score = {"left": (1.0, 0.0), "right": (0.0, 1.0), "tie": (0.5, 0.5) if ties == "half" else None}
+    rated = [(a, b, score[v]) for a, b, v in votes.itertuples(index=False) if a != b and score.get(v)]
+    names = sorted({a for a, _, _ in rated} | {b for _, b, _ in rated})
+    pairs = sorted({tuple(sorted((a, b))) for a, b, _ in rated})
+    rows = [(a, b, s) for a, b, s in rated] + [(a, b, (pseudo_count, pseudo_count)) for a, b in pairs]
+    x, y, weight = [], [], []
+    for a, b, (s_a, s_b) in rows:
+        design = np.zeros(len(names))
+        design[names.index(a)], design[names.index(b)] = 1.0, -1.0
+        for label, w in ((1, s_a), (0, s_b)):
+            if w:
+                x.append(design)
+                y.append(label)
+                weight.append(w)
+    fit = LogisticRegression(fit_intercept=False, C=1 / _RIDGE, solver="newton-cholesky", tol=1e-12)
+    theta = fit.fit(np.array(x), np.array(y), sample_weight=np.array(weight)).coef_[0]
+    return dict(zip(names, ELO_CENTRE + ELO_SCALE * (theta - theta.mean()), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("votes", "ties", "pseudo_count"),
+    [
+        (synthetic_votes({"dpo": 1200.0, "sft": 1000.0, "base": 800.0}, per_pair=60, seed=3), "half", 0.5),
+        (
+            synthetic_votes({"a": 1100.0, "b": 1000.0, "c": 1000.0, "d": 700.0}, per_pair=25, seed=5),
+            "exclude",
+            0.5,
+        ),
+        (battles(("a", "b", "left", 5), ("b", "a", "right", 5), ("c", "a", "tie", 2)), "half", 0.5),
+        (battles(("a", "b", "left", 7), ("b", "c", "right", 2), ("c", "a", "left", 3)), "half", 2.0),
+        # Two groups that never met: the ridge keeps each group's mean where the library's L2 term does.
+        (
+            battles(
+                ("a", "b", "left", 4), ("b", "a", "left", 1), ("c", "d", "tie", 3), ("d", "c", "right", 2)
+            ),
+            "half",
+            0.5,
+        ),
+    ],
+)
+def test_bradley_terry_equals_a_scikit_learn_fit(votes, ties, pseudo_count):
+    ours = bradley_terry(votes, ties=ties, n_boot=0, pseudo_count=pseudo_count).set_index("variant")["rating"]
+    theirs = sklearn_bradley_terry(votes, ties=ties, pseudo_count=pseudo_count)
+    assert ours.to_dict() == pytest.approx(theirs, abs=1e-6)
