@@ -1,8 +1,11 @@
-"""Small helpers shared by the tab modules: empty states and escaping."""
+"""Small helpers shared by the tab modules: empty states, escaping, whole-number fields and cancel buttons."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
+
+from errors import PrefLabError
 
 
 def empty_state(title: str, steps: list[str]) -> str:
@@ -23,3 +26,29 @@ def warn(exc: BaseException | str) -> None:
     import gradio as gr
 
     gr.Warning(html.escape(str(exc)))
+
+
+def int_field(label: str, elem_id: str, value: int | None = None, *, minimum=None, maximum=None, **kwargs):
+    """A whole-number form field (gr.Number with precision 0) between its bounds; kwargs go to gr.Number."""
+    import gradio as gr
+
+    return gr.Number(
+        value=value, precision=0, minimum=minimum, maximum=maximum, label=label, elem_id=elem_id, **kwargs
+    )
+
+
+def cancel_line(
+    ctx, request, kind: str, what: str, *, where: Callable[[object], bool] | None = None
+) -> str | None:
+    """Cancel the newest active `kind` job (admin only) and say what happened; None, after a toast, if refused.
+
+    `what` names the job in the line ('SFT', 'eval'); `where` picks among the jobs of that kind.
+    """
+    from annotate.jobs import cancel_job
+
+    try:
+        job = cancel_job(ctx, getattr(request, "username", None), kind, where=where)
+    except PrefLabError as exc:
+        warn(exc)
+        return None
+    return f"Cancelling {what} job #{job} after its current step." if job else f"No {what} is running."

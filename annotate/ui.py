@@ -20,7 +20,7 @@ from context import Context
 from errors import PrefLabError
 from limits import MAX_ITEMS, MAX_NEW_TOKENS
 from safe_text import md_text
-from ui_common import counts_line, empty_state, warn
+from ui_common import counts_line, empty_state, int_field, warn
 
 VOTE_BUTTONS = (
     ("A", "vote-a", "A is better  [1]", "primary"),
@@ -191,23 +191,16 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = No
             allow_custom_value=True,
             scale=2,
         )
-        gen_limit = gr.Number(
-            value=0,
-            precision=0,
+        gen_limit = int_field(
+            "At most N prompts (0: every train prompt)",
+            "generate-limit",
+            0,
             minimum=0,
             maximum=MAX_ITEMS,
-            label="At most N prompts (0: every train prompt)",
-            elem_id="generate-limit",
             scale=1,
         )
-        gen_tokens = gr.Number(
-            value=256,
-            precision=0,
-            minimum=1,
-            maximum=MAX_NEW_TOKENS,
-            label="Max new tokens",
-            elem_id="generate-max-tokens",
-            scale=1,
+        gen_tokens = int_field(
+            "Max new tokens", "generate-max-tokens", 256, minimum=1, maximum=MAX_NEW_TOKENS, scale=1
         )
     gen_note = gr.Markdown(elem_id="generate-note")
     with gr.Row():

@@ -13,7 +13,7 @@ from safe_text import md_text
 from served import chart_copy
 from train.config import MAX_PROCESSES
 from train.rundir import REFERENCE, RunDir
-from ui_common import empty_state, warn
+from ui_common import cancel_line, empty_state, int_field, warn
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +113,8 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
     status = gr.Markdown(elem_id="train-empty", elem_classes=["empty-state"])
     with gr.Accordion("Demo SFT (the model pairs are generated from)", open=False):
         with gr.Row():
-            sft_epochs = gr.Number(value=1, precision=0, minimum=1, label="Epochs", elem_id="sft-epochs")
-            sft_limit = gr.Number(
-                value=None, precision=0, minimum=2, label="At most N examples", elem_id="sft-limit"
-            )
+            sft_epochs = int_field("Epochs", "sft-epochs", 1, minimum=1)
+            sft_limit = int_field("At most N examples", "sft-limit", minimum=2)
             sft_button = gr.Button("Train the demo SFT", elem_id="train-sft", variant="secondary")
             sft_cancel = gr.Button("Cancel SFT", elem_id="sft-cancel", variant="stop")
         sft_status = gr.Markdown(elem_id="sft-status")
@@ -143,24 +141,13 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
             elem_id="train-loss-type",
         )
         include_judge = gr.Checkbox(label="include judge labels", value=False, elem_id="train-include-judge")
-        processes = gr.Number(
-            value=1,
-            precision=0,
-            minimum=1,
-            maximum=MAX_PROCESSES,
-            label="Processes (one per GPU)",
-            elem_id="train-processes",
+        processes = int_field(
+            "Processes (one per GPU)", "train-processes", 1, minimum=1, maximum=MAX_PROCESSES
         )
     with gr.Row():
         start = gr.Button("Start DPO run", elem_id="train-start", variant="primary")
         cancel = gr.Button("Cancel run", elem_id="train-cancel", variant="stop")
-        resume_id = gr.Number(
-            value=None,
-            precision=0,
-            minimum=1,
-            label="Resume run # (from its last checkpoint)",
-            elem_id="train-resume-id",
-        )
+        resume_id = int_field("Resume run # (from its last checkpoint)", "train-resume-id", minimum=1)
         resume = gr.Button("Resume run", elem_id="train-resume", variant="secondary")
     run_status = gr.Markdown(elem_id="train-status")
     warnings_md = gr.Markdown(elem_id="train-warnings")
@@ -295,16 +282,8 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
         return {sft_status: f"SFT job #{job} started.", state: {**st, "sft_job": job}}
 
     def on_sft_cancel(request: gr.Request):
-        from annotate.jobs import cancel_job
-
-        try:
-            job = cancel_job(ctx, request.username, "train", where=lambda j: bool(j.params.get("sft")))
-        except PrefLabError as exc:
-            warn(exc)
-            return {sft_status: gr.skip()}
-        return {
-            sft_status: f"Cancelling SFT job #{job} after its current step." if job else "No SFT is running."
-        }
+        text = cancel_line(ctx, request, "train", "SFT", where=lambda j: bool(j.params.get("sft")))
+        return {sft_status: gr.skip() if text is None else text}
 
     def on_tick(st):
         out = refresh()
