@@ -8,6 +8,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 DEFAULT_HOME = "preflab_home"
 
@@ -18,33 +19,46 @@ def resolve_home(home: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+class _Under:
+    """A read-only attribute of `Paths`: the path `parts` under the home."""
+
+    def __init__(self, *parts: str, doc: str = ""):
+        self.parts = parts
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, paths: None, owner: type) -> _Under: ...
+    @overload
+    def __get__(self, paths: Paths, owner: type) -> Path: ...
+    def __get__(self, paths: Paths | None, owner: type) -> Path | _Under:
+        return self if paths is None else paths.home.joinpath(*self.parts)
+
+
 @dataclass(frozen=True)
 class Paths:
-    """The layout of a home folder."""
+    """The layout of a home folder: every path PrefLab keeps under it is named here and nowhere else."""
 
     home: Path
 
-    @property
-    def db(self) -> Path:
-        return self.home / "preflab.duckdb"
+    db = _Under("preflab.duckdb")
+    db_wal = _Under("preflab.duckdb.wal", doc="DuckDB's write-ahead log, there while the database is open.")
+    models = _Under("models", doc="Downloaded and converted model weights.")
+    runs = _Under("runs", doc="One folder per training run: snapshot, adapters, checkpoints, logs.")
+    exports = _Under("exports", doc="Exported datasets and merged or combined adapters.")
+    evals = _Under("evals", doc="Evaluation outputs when no --output-dir is given.")
+    secret = _Under(
+        "install.secret",
+        doc="The per-install secret (mode 0600): never in the database, never served, never exported.",
+    )
+    served = _Under(
+        "served", doc="The only folder the UI serves files from: charts and downloads made for a page."
+    )
+    downloads = _Under("served", "downloads", doc="Files the Data tab made for a download.")
+    charts = _Under("served", "charts", doc="Copies of run charts the pages show.")
 
-    @property
-    def models(self) -> Path:
-        return self.home / "models"
-
-    @property
-    def runs(self) -> Path:
-        return self.home / "runs"
-
-    @property
-    def secret(self) -> Path:
-        """The per-install secret (mode 0600): never in the database, never served, never exported."""
-        return self.home / "install.secret"
-
-    @property
-    def served(self) -> Path:
-        """The only folder the UI serves files from: charts and downloads made for a page."""
-        return self.home / "served"
+    def private(self) -> tuple[Path, ...]:
+        """The entries of a home that must never be served, also while they do not exist yet."""
+        return (self.db, self.db_wal, self.secret, self.runs, self.models, self.exports, self.evals)
 
     def install_secret(self) -> bytes:
         """The install's 32-byte secret, created on first use with mode 0600."""

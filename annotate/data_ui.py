@@ -34,9 +34,9 @@ def build_data_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) 
 
     svc = DataService(
         ctx.store,
-        ctx.cfg.paths.home / "exports",
+        ctx.cfg.paths.exports,
         access=ctx.access,
-        downloads_dir=ctx.cfg.paths.served / "downloads",
+        downloads_dir=ctx.cfg.paths.downloads,
     )
     status = gr.Markdown(elem_id="data-empty", elem_classes=["empty-state"])
     gr.Markdown("### Import")

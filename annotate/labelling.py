@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from common.vocab import SCREEN_VOTES, Decision, Side
 from errors import UserInputError
 
-SIDES = ("A", "B", "tie", "both_bad", "skip")
 # The longest note and chosen-response edit accepted (the textboxes cap the same; the API must too).
 MAX_NOTE_CHARS = 2000
 MAX_EDIT_CHARS = 20000
@@ -60,7 +60,7 @@ class Screen:
         """'A', 'B' or 'tie' in screen terms, when the judge is position-consistent."""
         if self.verdict is None or getattr(self.verdict, "suggestion", None) is None:
             return None
-        return {"a": "A", "b": "B"}.get(self.verdict.suggestion, self.verdict.suggestion)
+        return _screen_side(self.verdict.suggestion)
 
     def suggestion_gen(self) -> str | None:
         """The suggestion in gen terms (what the label records)."""
@@ -87,11 +87,16 @@ class Voted:
 
 def _decision(side: str, swapped: bool) -> str:
     """Screen side -> stored decision naming gen_a/gen_b."""
-    if side == "A":
-        return "b" if swapped else "a"
-    if side == "B":
-        return "a" if swapped else "b"
+    if side == Side.A:
+        return Decision.B.value if swapped else Decision.A.value
+    if side == Side.B:
+        return Decision.A.value if swapped else Decision.B.value
     return side
+
+
+def _screen_side(suggestion: str) -> str:
+    """A screen-terms suggestion ('a' = shown as A) as the vote button it names: 'A', 'B', or 'tie' as it is."""
+    return {Decision.A: Side.A.value, Decision.B: Side.B.value}.get(suggestion, suggestion)
 
 
 def check_annotator(name: str) -> str:
@@ -144,8 +149,8 @@ class LabelService:
     ) -> Voted:
         """Commit a label for the pair on screen; AlreadyLabelledError if this annotator's vote is stored."""
         annotator = check_annotator(annotator)
-        if side not in SIDES:
-            raise UserInputError(f"vote must be one of {', '.join(SIDES)}, got {side!r}")
+        if side not in SCREEN_VOTES:
+            raise UserInputError(f"vote must be one of {', '.join(SCREEN_VOTES)}, got {side!r}")
         pair = self.store.get_pair_view(pair_id)
         if pair is None:
             raise UserInputError(f"pair {pair_id} does not exist")
@@ -154,14 +159,14 @@ class LabelService:
         if chosen_edit is not None and len(chosen_edit) > MAX_EDIT_CHARS:
             raise UserInputError(f"an edit holds at most {MAX_EDIT_CHARS} characters, got {len(chosen_edit)}")
         edit = (chosen_edit or "").strip() or None
-        if edit is not None and side not in ("A", "B"):
+        if edit is not None and side not in (Side.A, Side.B):
             raise UserInputError("an edit of the chosen response needs a vote for A or B")
         order = self.suggester.order(pair_id)
         left, right = (pair.gen_b, pair.gen_a) if order.swapped else (pair.gen_a, pair.gen_b)
         verdict = self.suggester.cached(pair_id)
         suggestion = side_now = None
         if verdict is not None and verdict.suggestion is not None:
-            side_now = {"a": "A", "b": "B"}.get(verdict.suggestion, verdict.suggestion)
+            side_now = _screen_side(verdict.suggestion)
             suggestion = _decision(side_now, order.swapped)
         # `shown_side`: the suggestion the page displayed (screen terms). A verdict that arrived after the page
         # was drawn, or one that differs from it, was not seen.

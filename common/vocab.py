@@ -13,7 +13,12 @@ from enum import StrEnum
 
 def values(enum: type[StrEnum]) -> tuple[str, ...]:
     """The enum's values as plain strings, in definition order."""
-    return tuple(member.value for member in enum)
+    return plain(*enum)
+
+
+def plain(*members: StrEnum) -> tuple[str, ...]:
+    """Members as plain strings: a subset of an enum, for validation tuples and messages."""
+    return tuple(member.value for member in members)
 
 
 class Decision(StrEnum):
@@ -27,9 +32,9 @@ class Decision(StrEnum):
 
 
 # What a judge verdict or a label's suggestion may say (judge_verdicts.winner, labels.suggestion): no skip.
-JUDGE_WINNERS: tuple[str, ...] = (Decision.A, Decision.B, Decision.TIE, Decision.BOTH_BAD)
+JUDGE_WINNERS = plain(Decision.A, Decision.B, Decision.TIE, Decision.BOTH_BAD)
 # The decisions that prefer one response: the only ones a preference pair can be built from as they are.
-PREFERENCES: tuple[str, ...] = (Decision.A, Decision.B)
+PREFERENCES = plain(Decision.A, Decision.B)
 
 
 class Side(StrEnum):
@@ -40,7 +45,7 @@ class Side(StrEnum):
 
 
 # The votes the Annotate tab accepts: a screen side, or a decision that names no side.
-SCREEN_VOTES: tuple[str, ...] = (Side.A, Side.B, Decision.TIE, Decision.BOTH_BAD, Decision.SKIP)
+SCREEN_VOTES = plain(Side.A, Side.B, Decision.TIE, Decision.BOTH_BAD, Decision.SKIP)
 
 
 class Vote(StrEnum):
@@ -78,7 +83,7 @@ class JobStatus(StrEnum):
 
 
 # A job or run that still holds (or waits for) a worker.
-ACTIVE_STATUSES: tuple[str, ...] = (JobStatus.QUEUED, JobStatus.RUNNING)
+ACTIVE_STATUSES = plain(JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class JobKind(StrEnum):

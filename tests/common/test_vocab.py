@@ -63,7 +63,7 @@ def test_the_migrations_have_the_checks_this_test_reads():
     assert len(database_checks()) >= 13
 
 
-@pytest.mark.parametrize("key", sorted(EXPECTED))
+@pytest.mark.parametrize("key", sorted(EXPECTED), ids=".".join)
 def test_each_enum_equals_the_values_its_column_accepts(key):
     assert EXPECTED[key] == database_checks()[key]
 
@@ -74,7 +74,7 @@ def test_every_checked_column_has_an_enum():
 
 def test_members_are_the_stored_strings():
     assert Decision.BOTH_BAD == "both_bad" and f"{JobStatus.CANCELLED}" == "cancelled"
-    assert all(type(v) is str for v in values(Decision))
+    assert all(type(v) is str for v in (*values(Decision), *JUDGE_WINNERS, *SCREEN_VOTES))
     assert {Decision.A: 1}["a"] == 1
 
 
