@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common.text import exception_line
 from errors import ModelError, PrefLabError
 from train.process import WORKER_DEVICE_ENV
 from train.rundir import ADAPTER, CONFIG, REFERENCE, STATUS, TRAIN, TRAINER_DIR, VAL, RunDir
@@ -59,7 +60,7 @@ def run_worker(
             rd.write_json(STATUS, {"state": "starting", "step": 0, "total": 0, "pid": os.getpid()})
         return _train(rd, on_trainer, started, main_process, on_reference)
     except Exception as exc:  # the run must end "failed" with a reason, whatever broke
-        error = _one_line(exc)
+        error = exception_line(exc)
         log.error("run failed: %s", error)
         status = {
             "state": "failed",
@@ -391,11 +392,6 @@ def _sharded_weights() -> bool:
 def _is_main_process() -> bool:
     # Under `accelerate launch` every rank runs this module; RANK is set before any torch import.
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:400] if not isinstance(exc, PrefLabError) else text[:400]
 
 
 if __name__ == "__main__":
