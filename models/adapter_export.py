@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.text import one_line
 from errors import ModelError, UserInputError
 from models.local import base_source
 from models.variants import Variant, check_variant_paths
@@ -152,7 +153,7 @@ def export_combined(
         # "default": PEFT saves a non-default adapter into a subfolder named after it.
         peft_model.add_weighted_adapter(names, [1.0] * len(names), "default", combination_type="cat")
     except Exception as exc:  # shape or target mismatches surface as assorted errors
-        raise ModelError(_one_line(f"cannot combine the adapters of {variant.name!r}: {exc}")) from exc
+        raise ModelError(one_line(f"cannot combine the adapters of {variant.name!r}: {exc}")) from exc
     config = peft_model.peft_config["default"]
     if config.use_rslora:
         _unit_scaling(peft_model, config)
@@ -184,7 +185,7 @@ def _load_base(variant: Variant, source: str, dtype):
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=_torch_dtype(dtype))
     except Exception as exc:  # OSError, ValueError, Hub errors: the source and the reason in one line
-        raise ModelError(_one_line(f"cannot load base {variant.base!r} of {variant.name!r}: {exc}")) from exc
+        raise ModelError(one_line(f"cannot load base {variant.base!r} of {variant.name!r}: {exc}")) from exc
     return tokenizer, model.eval()
 
 
@@ -205,7 +206,7 @@ def _adapter_config(path: Path) -> dict[str, Any]:
     try:
         return json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ModelError(_one_line(f"cannot read {path / 'adapter_config.json'}: {exc}")) from exc
+        raise ModelError(one_line(f"cannot read {path / 'adapter_config.json'}: {exc}")) from exc
 
 
 def _check_combinable(path: Path) -> None:
@@ -299,7 +300,7 @@ def _write_atomically(out: Path, write) -> None:
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise ModelError(_one_line(f"cannot write the export to {out}: {exc}")) from exc
+            raise ModelError(one_line(f"cannot write the export to {out}: {exc}")) from exc
         raise
 
 
@@ -313,7 +314,3 @@ def _provenance(variant: Variant, kind: str, source: str, dtype: str) -> dict[st
         "adapters": list(variant.adapters),
         "dtype": dtype,
     }
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())[:400]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common.text import one_line
 from errors import ModelError, UserInputError
 from models.sampling import Generation, SamplingParams
 from models.scoring import TRL_MAX_LENGTH, TRL_TRUNCATION_MODE
@@ -262,7 +263,7 @@ def load_base(variant: Variant, source: str, dtype="auto", *, device_map=None):
     except (
         Exception
     ) as exc:  # OSError, ValueError, HF Hub errors...: the user needs the source and the reason
-        raise ModelError(_one_line(f"cannot load base {variant.base!r} of {variant.name!r}: {exc}")) from exc
+        raise ModelError(one_line(f"cannot load base {variant.base!r} of {variant.name!r}: {exc}")) from exc
     return model, tokenizer
 
 
@@ -279,7 +280,7 @@ def merge_adapters(model, adapters: tuple[str, ...] | list[str]):
         try:
             peft_model = PeftModel.from_pretrained(model, str(Path(adapter).expanduser()), is_trainable=False)
         except Exception as exc:  # shape or target-module mismatches surface as assorted errors
-            raise ModelError(_one_line(f"cannot apply adapter {adapter}: {exc}")) from exc
+            raise ModelError(one_line(f"cannot apply adapter {adapter}: {exc}")) from exc
         model = peft_model.merge_and_unload()
         log.info("merged adapter %s", adapter)
     return model
@@ -326,5 +327,5 @@ def _check_messages(messages: Messages) -> None:
             raise ModelError(f"each chat message needs 'role' and 'content', got {message!r}"[:200])
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())[:400]
+# models/pool.py still imports this name; it goes once pool.py uses common.text.one_line itself.
+_one_line = one_line
