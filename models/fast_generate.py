@@ -3,19 +3,25 @@
 What is sampled is exactly what `models.generation.generate_batch` samples: the same logits, temperature and
 top-p, and the same per-row seeded Gumbel noise stream (one float32 exponential vector per row and step from
 that row's own generator), so a completion depends only on its own prompt, sampling parameters and seed.
+
+Here: admission (which prompts prefill together), the forwards and the finished rows. The per-row sampler is
+`models.sampling.sample_rows`; the preallocated KV cache the rows decode in is `models.kv_cache`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 
-from models.sampling import Generation, SamplingParams, nucleus_ids
+from models.generation import left_pad
+from models.kv_cache import Batch, Row
+from models.sampling import Generation, SamplingParams, sample_rows
+
+# The names this module had before the cache and the sampler moved out (bench/generation.py and a test use them).
+_Batch, _Row = Batch, Row
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +110,7 @@ def generate_requests(
 
     results: list[_Done | None] = [None] * len(requests)
     reporter = _Reporter(progress, len(requests), batch_size)
-    batch: _Batch | None = None
+    batch: Batch | None = None
     with torch.inference_mode():
         while pending or batch is not None:
             live = 0 if batch is None else batch.live
@@ -135,19 +141,6 @@ def generate_requests(
         Generation(r.text, r.n_tokens, seconds, r.seed, r.finish_reason)  # type: ignore[union-attr]
         for r in results
     ]
-
-
-@dataclass
-class _Row:
-    """Decoding state of one request."""
-
-    request: int
-    seed: int
-    params: SamplingParams
-    generator: object | None
-    tokens: list[int]
-    done: bool = False
-    finish_reason: str = "length"
 
 
 class _Reporter:
@@ -181,17 +174,12 @@ class _Runner:
         self.lock = lock if lock is not None else nullcontext()
         self.device = model.device
 
-    def prefill(self, admitted, requests) -> _Batch:
+    def prefill(self, admitted, requests) -> Batch:
         """One left-padded forward over the admitted prompts; each prompt's cache row is copied per response."""
         import torch
         from transformers import DynamicCache
 
-        width = max(len(ids) for ids, _ in admitted)
-        input_ids = torch.full((len(admitted), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(admitted), width), dtype=torch.long)
-        for b, (ids, _) in enumerate(admitted):
-            input_ids[b, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[b, width - len(ids) :] = 1
+        input_ids, attention = left_pad([ids for ids, _ in admitted], self.pad_id)
         # As transformers' generate does: positions count real tokens, padding sits at position 0.
         positions = (attention.cumsum(-1) - 1).masked_fill(attention == 0, 0)
         cache = DynamicCache(config=self.model.config)
@@ -215,17 +203,17 @@ class _Runner:
                 if not request.params.greedy:
                     generator = torch.Generator(device="cpu")
                     generator.manual_seed(int(request.seed))
-                rows.append(_Row(i, int(request.seed), request.params, generator, []))
+                rows.append(Row(i, int(request.seed), request.params, generator, []))
                 source.append(b)
         index = torch.tensor(source, dtype=torch.long, device=self.device)
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         budget = max(row.params.max_new_tokens for row in rows)
-        batch = _Batch.from_prefill(layers, attention.to(self.device), index, rows, budget)
+        batch = Batch.from_prefill(layers, attention.to(self.device), index, rows, budget)
         # With a device map the logits come off the last device; `.to` is free when it is the same one.
         self._advance(batch, logits.index_select(0, index.to(logits.device)))
         return batch
 
-    def step(self, batch: _Batch) -> None:
+    def step(self, batch: Batch) -> None:
         """One decode forward over every row of the batch (rows finished since the last compaction included)."""
         import torch
 
@@ -244,7 +232,7 @@ class _Runner:
         batch.positions += 1
         self._advance(batch, out.logits[:, -1, :].float())
 
-    def _advance(self, batch: _Batch, logits) -> None:
+    def _advance(self, batch: Batch, logits) -> None:
         """Sample one token for each live row and mark the rows that end here."""
         live = [j for j, row in enumerate(batch.rows) if not row.done]
         picks = sample_rows(logits, [batch.rows[j] for j in live], live)
@@ -256,7 +244,7 @@ class _Runner:
             elif len(row.tokens) >= row.params.max_new_tokens:
                 row.done, row.finish_reason = True, "length"
 
-    def finish(self, row: _Row):
+    def finish(self, row: Row):
         """The row's text and counts (EOS counted, nothing after it)."""
         text = self.tokenizer.decode(row.tokens, skip_special_tokens=True).strip()
         return _Done(text, len(row.tokens), row.seed, row.finish_reason)
@@ -268,188 +256,3 @@ class _Done:
     n_tokens: int
     seed: int
     finish_reason: str
-
-
-def sample_rows(logits, rows, index) -> list[int]:
-    """Next token per row: argmax when greedy, else tempered top-p logits plus the row's own Gumbel noise."""
-    import torch
-
-    picks: dict[int, int] = {}
-    greedy = [j for j, row in enumerate(rows) if row.params.greedy]
-    if greedy:
-        chosen = logits[[index[j] for j in greedy]].argmax(dim=-1).tolist()
-        picks.update(zip(greedy, chosen, strict=True))
-    sampled = [j for j, row in enumerate(rows) if not row.params.greedy]
-    if sampled:
-        sub = logits[[index[j] for j in sampled]]
-        temps = torch.tensor(
-            [rows[j].params.temperature for j in sampled], dtype=sub.dtype, device=sub.device
-        )
-        # Dividing by a per-row tensor of the logits' dtype is bitwise the division by the scalar temperature.
-        tempered = sub / temps[:, None]
-        kept: list = [None] * len(sampled)
-        for top_p in sorted({rows[j].params.top_p for j in sampled}):
-            members = [k for k, j in enumerate(sampled) if rows[j].params.top_p == top_p]
-            if top_p < 1.0:
-                for k, ids in zip(members, nucleus_ids(tempered[members], top_p), strict=True):
-                    kept[k] = ids.sort().values
-            else:
-                everything = torch.arange(tempered.shape[-1], device=tempered.device)
-                for k in members:
-                    kept[k] = everything
-        vocab = tempered.shape[-1]
-        tiny = torch.finfo(torch.float32).tiny
-        for k, j in enumerate(sampled):
-            # The full vocabulary-sized draw keeps each row's noise stream identical to GumbelSampler's, though
-            # only the nucleus entries are looked at (the rest are -inf there and can never win the argmax).
-            noise = torch.empty(vocab, dtype=torch.float32).exponential_(generator=rows[j].generator)
-            ids = kept[k]
-            gumbel = -torch.log(noise.to(ids.device)[ids].clamp_min(tiny))
-            scores = tempered[k, ids] + gumbel.to(dtype=tempered.dtype)
-            picks[j] = int(ids[scores.argmax()])
-    return [picks[j] for j in range(len(rows))]
-
-
-class _Batch:
-    """Rows decoding together: a left-padded KV cache in preallocated buffers, the attention mask, positions."""
-
-    def __init__(self, keys, values, mask, positions, rows, length):
-        self.keys = keys  # per layer [B, H, capacity, D]
-        self.values = values
-        self.mask = mask  # [B, capacity], 1 on real tokens
-        self.positions = positions  # [B], the position of the next token
-        self.rows = rows
-        self.length = length  # columns in use
-        self.cache = _buffer_cache(self)
-
-    @classmethod
-    def from_prefill(cls, layers, attention, index, rows, budget) -> _Batch:
-        import torch
-
-        width = attention.shape[1]
-        capacity = width + budget
-        keys, values = [], []
-        for k, v in layers:
-            shape = (len(rows), k.shape[1], capacity, k.shape[3])
-            kb = torch.zeros(shape, dtype=k.dtype, device=k.device)
-            vb = torch.zeros(shape, dtype=v.dtype, device=v.device)
-            # A device-mapped model keeps each layer's cache on that layer's device.
-            kb[:, :, :width] = k.index_select(0, index.to(k.device))
-            vb[:, :, :width] = v.index_select(0, index.to(v.device))
-            keys.append(kb)
-            values.append(vb)
-        mask = torch.zeros((len(rows), capacity), dtype=torch.long, device=attention.device)
-        mask[:, :width] = attention.index_select(0, index)
-        positions = mask.sum(-1)
-        return cls(keys, values, mask, positions, rows, width)
-
-    @property
-    def size(self) -> int:
-        return len(self.rows)
-
-    @property
-    def live(self) -> int:
-        return sum(not row.done for row in self.rows)
-
-    @property
-    def dead(self) -> int:
-        return sum(row.done and row.request < 0 for row in self.rows)
-
-    def take_finished(self) -> list[_Row]:
-        """Rows that ended since the last call; they stay in the batch (as dead rows) until a compaction."""
-        out = []
-        for row in self.rows:
-            if row.done and row.request >= 0:
-                out.append(_Row(row.request, row.seed, row.params, None, row.tokens, True, row.finish_reason))
-                row.request = -1
-        return out
-
-    def extend_mask(self):
-        """Mark the column the next token writes as real (capacity covers every row's remaining budget)."""
-        self.mask[:, self.length] = 1
-        return self.mask[:, : self.length + 1]
-
-    def compact(self) -> None:
-        """Drop finished rows, and the leading columns that are padding for every remaining row."""
-        import torch
-
-        keep = [j for j, row in enumerate(self.rows) if not row.done]
-        index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
-        mask = self.mask.index_select(0, index)
-        first = int(mask[:, : self.length].any(dim=0).nonzero()[0])
-        self.keys = [k.index_select(0, index.to(k.device))[:, :, first:] for k in self.keys]
-        self.values = [v.index_select(0, index.to(v.device))[:, :, first:] for v in self.values]
-        self.mask = mask[:, first:].contiguous()
-        self.positions = self.positions.index_select(0, index)
-        self.rows = [self.rows[j] for j in keep]
-        self.length -= first
-        self.cache = _buffer_cache(self)
-
-    def merge(self, other: _Batch) -> _Batch:
-        """One batch holding this batch's live rows and `other`'s, left-padded to a common length."""
-        import torch
-
-        keep = [j for j, row in enumerate(self.rows) if not row.done]
-        index = torch.tensor(keep, dtype=torch.long, device=self.mask.device)
-        mine = self.mask.index_select(0, index)[:, : self.length]
-        first = int(mine.any(dim=0).nonzero()[0]) if keep else self.length
-        ours = self.length - first
-        length = max(ours, other.length)
-        budget = max(
-            row.params.max_new_tokens - len(row.tokens) for row in [*self.rows, *other.rows] if not row.done
-        )
-        capacity = length + budget + 1
-        n, m = len(keep), other.size
-        keys, values = [], []
-        for a, b in zip([*self.keys, *self.values], [*other.keys, *other.values], strict=True):
-            out = torch.zeros((n + m, a.shape[1], capacity, a.shape[3]), dtype=a.dtype, device=a.device)
-            if n:
-                out[:n, :, length - ours : length] = a.index_select(0, index.to(a.device))[
-                    :, :, first : self.length
-                ]
-            out[n:, :, length - other.length : length] = b[:, :, : other.length]
-            (keys if len(keys) < len(self.keys) else values).append(out)
-        mask = torch.zeros((n + m, capacity), dtype=self.mask.dtype, device=self.mask.device)
-        if n:
-            mask[:n, length - ours : length] = mine[:, first:]
-        mask[n:, length - other.length : length] = other.mask[:, : other.length]
-        positions = torch.cat([self.positions.index_select(0, index), other.positions])
-        rows = [self.rows[j] for j in keep] + other.rows
-        return _Batch(keys, values, mask, positions, rows, length)
-
-
-@functools.cache
-def _buffer_layer_class():
-    """A transformers cache layer that writes into a preallocated buffer instead of concatenating each step."""
-    from transformers.cache_utils import DynamicLayer
-
-    class BufferLayer(DynamicLayer):
-        def __init__(self, batch: _Batch, index: int):
-            super().__init__()
-            # A weak reference: batch -> cache -> layer -> batch would be a cycle, and the buffers of every
-            # merged-away batch (hundreds of MB each) would wait for the garbage collector instead of being freed.
-            self.batch, self.index = weakref.proxy(batch), index
-            self.is_initialized = True
-            self.dtype, self.device = batch.keys[index].dtype, batch.keys[index].device
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            batch, n = self.batch, key_states.shape[-2]
-            start = batch.length
-            batch.keys[self.index][:, :, start : start + n] = key_states
-            batch.values[self.index][:, :, start : start + n] = value_states
-            if self.index == len(batch.keys) - 1:
-                batch.length += n
-            end = start + n
-            return batch.keys[self.index][:, :, :end], batch.values[self.index][:, :, :end]
-
-        def get_seq_length(self) -> int:
-            return self.batch.length
-
-    return BufferLayer
-
-
-def _buffer_cache(batch: _Batch):
-    from transformers.cache_utils import Cache
-
-    layer = _buffer_layer_class()
-    return Cache(layers=[layer(batch, i) for i in range(len(batch.keys))])

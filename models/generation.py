@@ -21,27 +21,11 @@ def generate_batch(
 ) -> list[Generation]:
     """Generate one completion per prompt-id row; rows are left-padded into a single batch."""
     import torch
-    from transformers import GenerationConfig, LogitsProcessorList
+    from transformers import LogitsProcessorList
 
-    width = max(len(ids) for ids in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for b, ids in enumerate(rows):
-        # Left padding keeps every prompt's last token in the final column, where generation continues from.
-        input_ids[b, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-        attention[b, width - len(ids) :] = 1
-    config = GenerationConfig(
-        max_new_tokens=params.max_new_tokens,
-        # Always argmax: for sampling, GumbelSampler has already turned the argmax into a seeded sample.
-        do_sample=False,
-        eos_token_id=eos_ids,
-        pad_token_id=pad_id,
-        # Pin the knobs a model's own generation_config could switch on, so the samples follow exactly the
-        # tempered, top-p-truncated model distribution that `params` records.
-        repetition_penalty=1.0,
-        no_repeat_ngram_size=0,
-        num_beams=1,
-    )
+    input_ids, attention = left_pad(rows, pad_id)
+    width = input_ids.shape[1]
+    config = argmax_generation_config(params.max_new_tokens, eos_ids, pad_id)
     processors = LogitsProcessorList()
     if not params.greedy:
         processors.append(GumbelSampler(seeds, params.temperature, params.top_p))
@@ -72,3 +56,37 @@ def generate_batch(
             )
         )
     return results
+
+
+def left_pad(rows: list[list[int]], pad_id: int):
+    """Prompt-id rows as one batch on the CPU: (input_ids, attention_mask), left-padded to the longest row."""
+    import torch
+
+    width = max(len(ids) for ids in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, ids in enumerate(rows):
+        # Left padding keeps every prompt's last token in the final column, where generation continues from.
+        input_ids[b, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        attention[b, width - len(ids) :] = 1
+    return input_ids, attention
+
+
+def argmax_generation_config(max_new_tokens: int, eos_ids: list[int], pad_id: int):
+    """A transformers GenerationConfig that always takes the argmax, for use with `GumbelSampler`.
+
+    For sampling, GumbelSampler has already turned the argmax into a seeded sample. The knobs a model's own
+    generation_config could switch on are pinned, so the samples follow exactly the tempered, top-p-truncated
+    model distribution the sampler was given.
+    """
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=eos_ids,
+        pad_token_id=pad_id,
+        repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        num_beams=1,
+    )

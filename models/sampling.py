@@ -1,4 +1,8 @@
-"""Sampling parameters, generation results, and per-row seeded sampling via the Gumbel-max trick."""
+"""Sampling parameters, generation results, and per-row seeded sampling via the Gumbel-max trick.
+
+`GumbelSampler` samples inside transformers' `generate`; `sample_rows` draws the same samples for
+`models.fast_generate`, one row at a time from the same per-row noise stream.
+"""
 
 from __future__ import annotations
 
@@ -161,3 +165,43 @@ def top_p_mask(logits, top_p: float):
     for row, ids in enumerate(nucleus_ids(flat, top_p)):
         keep[row, ids] = True
     return logits.masked_fill(~keep.reshape(logits.shape), float("-inf"))
+
+
+def sample_rows(logits, rows, index) -> list[int]:
+    """Next token per row: argmax when greedy, else tempered top-p logits plus the row's own Gumbel noise."""
+    import torch
+
+    picks: dict[int, int] = {}
+    greedy = [j for j, row in enumerate(rows) if row.params.greedy]
+    if greedy:
+        chosen = logits[[index[j] for j in greedy]].argmax(dim=-1).tolist()
+        picks.update(zip(greedy, chosen, strict=True))
+    sampled = [j for j, row in enumerate(rows) if not row.params.greedy]
+    if sampled:
+        sub = logits[[index[j] for j in sampled]]
+        temps = torch.tensor(
+            [rows[j].params.temperature for j in sampled], dtype=sub.dtype, device=sub.device
+        )
+        # Dividing by a per-row tensor of the logits' dtype is bitwise the division by the scalar temperature.
+        tempered = sub / temps[:, None]
+        kept: list = [None] * len(sampled)
+        for top_p in sorted({rows[j].params.top_p for j in sampled}):
+            members = [k for k, j in enumerate(sampled) if rows[j].params.top_p == top_p]
+            if top_p < 1.0:
+                for k, ids in zip(members, nucleus_ids(tempered[members], top_p), strict=True):
+                    kept[k] = ids.sort().values
+            else:
+                everything = torch.arange(tempered.shape[-1], device=tempered.device)
+                for k in members:
+                    kept[k] = everything
+        vocab = tempered.shape[-1]
+        tiny = torch.finfo(torch.float32).tiny
+        for k, j in enumerate(sampled):
+            # The full vocabulary-sized draw keeps each row's noise stream identical to GumbelSampler's, though
+            # only the nucleus entries are looked at (the rest are -inf there and can never win the argmax).
+            noise = torch.empty(vocab, dtype=torch.float32).exponential_(generator=rows[j].generator)
+            ids = kept[k]
+            gumbel = -torch.log(noise.to(ids.device)[ids].clamp_min(tiny))
+            scores = tempered[k, ids] + gumbel.to(dtype=tempered.dtype)
+            picks[j] = int(ids[scores.argmax()])
+    return [picks[j] for j in range(len(rows))]

@@ -46,31 +46,20 @@ def estimate_kl(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: 
     """Sample one completion per prompt from `model` (a PeftModel) at temperature 1 and average the log-ratio."""
     import torch
 
+    from models.generation import argmax_generation_config, left_pad
     from models.sampling import GumbelSampler
     from models.scoring import chat_ids
 
     eos = _eos_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     rows = [chat_ids(tokenizer, p, add_generation_prompt=True) for p in prompts]
-    width = max(len(r) for r in rows)
     device = next(model.parameters()).device
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for b, ids in enumerate(rows):
-        input_ids[b, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-        attention[b, width - len(ids) :] = 1
-    from transformers import GenerationConfig as HFGenerationConfig
+    input_ids, attention = left_pad(rows, pad)
+    width = input_ids.shape[1]
     from transformers import LogitsProcessorList
 
-    config = HFGenerationConfig(
-        max_new_tokens=max_new_tokens,
-        do_sample=False,  # GumbelSampler turns argmax into a seeded sample from the full softmax
-        eos_token_id=eos,
-        pad_token_id=pad,
-        repetition_penalty=1.0,
-        no_repeat_ngram_size=0,
-        num_beams=1,
-    )
+    # GumbelSampler turns the argmax into a seeded sample from the full softmax.
+    config = argmax_generation_config(max_new_tokens, eos, pad)
     # Temperature 1, no top-p: the estimator needs samples from the policy itself. Per-row CPU generators keep the
     # training RNG untouched, so a run with KL estimates trains exactly like one without.
     sampler = GumbelSampler([seed + i for i in range(len(rows))], 1.0, 1.0)
