@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from models.judge_rubric import rubric_hash
-from models.judge_types import Messages, Order, PairVerdict, Verdict
+from models.judge_types import Messages, Order, PairVerdict, ScreenOrderJudge, Verdict
 
 RULES = (
     "rule-based judge v2 (abstains without a gold severity): format (Severity/Summary/Next steps with 2-4 bullets, nothing else) 0.4, "
@@ -120,7 +120,7 @@ def score_answer(text: str, gold: dict | None = None) -> Score:
     return Score(total=total, parts=parts, notes=notes)
 
 
-class RuleJudge:
+class RuleJudge(ScreenOrderJudge):
     """Deterministic demo-domain judge; scores each answer on its own, so it is order-consistent."""
 
     name = "rule"
@@ -136,18 +136,8 @@ class RuleJudge:
         """Only pairs whose prompt has a gold severity it understands: elsewhere its scores are noise."""
         return gold_severity(gold) is not None
 
-    def judge_order(
-        self,
-        prompt: Messages,
-        first: str,
-        second: str,
-        *,
-        gold: dict | None = None,
-        position_order: Order = "ab",
-    ) -> Verdict:
-        """Judge one screen order; winner names the underlying a/b."""
-        if position_order not in ("ab", "ba"):
-            raise ValueError(f"position_order must be 'ab' or 'ba', got {position_order!r}")
+    def _verdict(self, prompt: Messages, first: str, second: str, gold, position_order: Order) -> Verdict:
+        """Score both answers against the gold severity; the better total wins."""
         a, b = (first, second) if position_order == "ab" else (second, first)
         sa, sb = score_answer(a, gold), score_answer(b, gold)
         gap = abs(sa.total - sb.total)

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from common.text import one_line as common_one_line
+
 Messages = list[dict]
 Winner = Literal["a", "b", "tie"]
 Order = Literal["ab", "ba"]
@@ -20,8 +22,8 @@ _FAMILY_RE = re.compile(r"^claude-(opus|sonnet|haiku)\b", re.IGNORECASE)
 
 
 def one_line(text: str, limit: int = 300) -> str:
-    """Collapse whitespace so an error fits the CLI's one line and a UI headline."""
-    flat = " ".join(str(text).split())
+    """common.text.one_line for judges: 300 characters at most, and an ellipsis where the text was cut."""
+    flat = common_one_line(text, limit + 1)
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -142,6 +144,27 @@ class PairVerdict:
         label = judge_label(self.ab.judge, self.ab.model)
         choice = "a tie" if self.suggestion == "tie" else self.suggestion.upper()
         return f"{label} suggests {choice} · confidence {round(self.confidence, 2):g}", self.rationale
+
+
+class ScreenOrderJudge:
+    """What both judges share: `judge_order` checks the screen order, then asks the judge's own `_verdict`."""
+
+    def judge_order(
+        self,
+        prompt: Messages,
+        first: str,
+        second: str,
+        *,
+        gold: dict | None = None,
+        position_order: Order = "ab",
+    ) -> Verdict:
+        """Judge once with `first` shown as Response 1; the verdict's winner names the underlying a/b."""
+        if position_order not in ORDERS:
+            raise ValueError(f"position_order must be 'ab' or 'ba', got {position_order!r}")
+        return self._verdict(prompt, first, second, gold, position_order)
+
+    def _verdict(self, prompt: Messages, first: str, second: str, gold, position_order: Order) -> Verdict:
+        raise NotImplementedError
 
 
 @dataclass
