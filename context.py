@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from access import Access
+from common.seams import Jobs, Judge, ModelSource
 from settings import Paths, resolve_home
+
+if TYPE_CHECKING:
+    from models.variants import Variant
+    from store import Store
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +56,10 @@ class Context:
     """What services receive: the store plus injectable external clients."""
 
     cfg: AppConfig
-    store: Any
-    judge: Any = None
-    generator: Any = None  # a ModelPool: variant name -> loaded LocalModel
-    jobs: Any = None  # the JobRunner of this process
+    store: Store
+    judge: Judge | None = None
+    generator: ModelSource | None = None  # a ModelPool: variant name -> loaded LocalModel
+    jobs: Jobs | None = None  # the JobRunner of this process
     access: Access = field(default_factory=Access)  # roles of the --auth users; none: the local user is admin
 
     @property
@@ -62,14 +68,14 @@ class Context:
         return self.cfg.paths.install_secret()
 
 
-def register_defaults(store: Any) -> None:
+def register_defaults(store: Store) -> None:
     """Register the default base model as the `base` variant on first run."""
     from models.local import DEFAULT_BASE
 
     store.ensure_model("base", DEFAULT_BASE, [], "base")
 
 
-def variant_resolver(store: Any):
+def variant_resolver(store: Store) -> Callable[[str], Variant]:
     """Variant name -> Variant, read from the `models` table at each call."""
     from errors import UserInputError
     from models.local import Variant
@@ -90,7 +96,13 @@ def variant_resolver(store: Any):
     return resolve
 
 
-def build_context(cfg: AppConfig, *, store: Any = None, judge: Any = None, generator: Any = None) -> Context:
+def build_context(
+    cfg: AppConfig,
+    *,
+    store: Store | None = None,
+    judge: Judge | None = None,
+    generator: ModelSource | None = None,
+) -> Context:
     """Open the real store and model pool (unless injected) and register the defaults."""
     from annotate.jobs import JobRunner
     from models.pool import ModelPool

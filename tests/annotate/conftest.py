@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+from common.seams import LoadedModel, ModelLoader
+from models.variants import Variant
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -28,14 +33,14 @@ def tiny_local_model(annotate_tokenizer_dir):
     return LocalModel.from_pretrained_objects(build_tiny_model(tokenizer), tokenizer, name="tiny")
 
 
-class CountingLoader:
+class CountingLoader(ModelLoader):
     """Stands in for load_variant: hands out the tiny model and counts loads per variant."""
 
-    def __init__(self, model):
+    def __init__(self, model: LoadedModel):
         self.model = model
         self.calls: list[str] = []
 
-    def __call__(self, variant, *, cache_dir, dtype=None):
+    def __call__(self, variant: Variant, *, cache_dir: Path, dtype: Any = None) -> LoadedModel:
         self.calls.append(variant.name)
         return self.model
 

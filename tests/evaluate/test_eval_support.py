@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+from common.seams import LoadedModel, Messages, ModelLoader, Progress
+from models.sampling import Generation, SamplingParams
+from models.variants import Variant
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -15,14 +21,20 @@ GOLD = (
 SEEDS = {"base": 0, "sft": 1, "sft+dpo@1": 2, "sft+dpo@2": 3}
 
 
-class GoldModel:
+class GoldModel(LoadedModel):
     """A stub model that answers every incident with its gold answer: the variant a perfect DPO would give."""
 
     fingerprint = "gold-stub"
 
-    def generate(self, prompts, params, *, seeds, batch_size=8, progress=None):
-        from models.sampling import Generation
-
+    def generate(
+        self,
+        prompts: list[Messages],
+        params: SamplingParams | list[SamplingParams],
+        *,
+        seeds: list[int],
+        batch_size: int = 8,
+        progress: Progress | None = None,
+    ) -> list[Generation]:
         out = []
         for messages, seed in zip(prompts, seeds, strict=True):
             i = int(messages[0]["content"].split("Incident ")[1].split(":")[0])
@@ -34,14 +46,14 @@ class GoldModel:
         return out
 
 
-class VariantLoader:
+class VariantLoader(ModelLoader):
     """Stands in for load_variant: a different tiny model per variant, so the columns really differ."""
 
-    def __init__(self, tokenizer_dir):
+    def __init__(self, tokenizer_dir: str | Path):
         self.tokenizer_dir = tokenizer_dir
         self.calls: list[str] = []
 
-    def __call__(self, variant, *, cache_dir, dtype=None):
+    def __call__(self, variant: Variant, *, cache_dir: Path, dtype: Any = None) -> LoadedModel:
         from transformers import AutoTokenizer
 
         from models.local import LocalModel

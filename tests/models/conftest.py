@@ -9,7 +9,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import pytest
-from tiny_models import build_tiny_model, build_tokenizer, save_lora
+
+from tests.models.tiny_models import build_tiny_model, build_tokenizer, save_lora
 
 
 @pytest.fixture(scope="session")

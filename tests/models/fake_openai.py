@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
+from typing import Any
 
 import httpx2
 
@@ -44,7 +45,8 @@ class FakeServer:
     def transport(self) -> httpx2.MockTransport:
         return httpx2.MockTransport(self.handle)
 
-    def client(self, endpoint: Endpoint | None = None, **kw) -> EndpointModel:
+    def client(self, endpoint: Endpoint | None = None, **kw: Any) -> EndpointModel:
+        """The real client talking to this server; with an endpoint, a `common.seams.EndpointFactory`."""
         kw.setdefault("sleep", self.sleeps.append)
         return EndpointModel(
             endpoint or Endpoint("http://gpu-box:8000/v1", self.served),

@@ -1,0 +1,59 @@
+"""The seams type-check: a pinned mypy (pyproject's dev extra) over common/seams.py, context.py and the fakes.
+
+Keeps test fakes from drifting from the real classes they stand in for (issue 13, item 3): tests/common/
+seams_check.py assigns each real class and each fake to its Protocol, and mypy must accept every assignment.
+Only the listed files are reported on: imported modules are read for their types but their own errors are
+silenced, and third-party packages are not read at all (they count as Any).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKED = [
+    "common/seams.py",
+    "context.py",
+    "tests/common/seams_check.py",
+    "tests/annotate/conftest.py",
+    "tests/evaluate/test_eval_support.py",
+    "tests/models/fake_openai.py",
+]
+FLAGS = [
+    "--follow-imports=silent",
+    "--ignore-missing-imports",
+    "--no-site-packages",  # torch, transformers, openai...: Any, and no minutes spent reading them
+    "--explicit-package-bases",  # tests/annotate/conftest.py is tests.annotate.conftest, not one of many `conftest`
+    "--namespace-packages",
+    "--python-version=3.11",
+    "--show-error-codes",
+    "--no-error-summary",
+]
+
+
+def run_mypy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: list[str]) -> tuple[str, int]:
+    api = pytest.importorskip("mypy.api", reason="mypy is in the dev extra: pip install -e .[dev]")
+    monkeypatch.chdir(ROOT)  # module names are resolved from the repository root
+    stdout, stderr, status = api.run([*FLAGS, "--cache-dir", str(tmp_path / "mypy-cache"), *files])
+    return stdout + stderr, status
+
+
+def test_the_seams_the_context_and_every_fake_type_check(tmp_path, monkeypatch):
+    output, status = run_mypy(tmp_path, monkeypatch, CHECKED)
+    assert status == 0, output
+
+
+def test_a_fake_whose_signature_drifts_fails_the_check(tmp_path, monkeypatch):
+    """The check is not vacuous: a loader that lost its `cache_dir` keyword is caught where it is assigned."""
+    drifted = tmp_path / "drifted.py"
+    drifted.write_text(
+        "from typing import Any\n"
+        "from common.seams import LoadedModel, ModelLoader\n"
+        "class Loader:\n"
+        "    def __call__(self, variant: Any, *, dtype: Any = None) -> LoadedModel: ...\n"
+        "loader: ModelLoader = Loader()\n"
+    )
+    output, status = run_mypy(tmp_path, monkeypatch, ["common/seams.py", str(drifted)])
+    assert status == 1 and "drifted.py:5: error: Incompatible types in assignment" in output, output
