@@ -30,6 +30,7 @@ from tests.annotate.conftest import CountingLoader
 from tests.annotate.test_stats_judging import FakeBatchJudge
 from tests.evaluate.test_eval_support import GoldModel, VariantLoader
 from tests.models.fake_openai import FakeServer
+from tests.robustness.test_xss_tabs import NamedTinyLoader
 
 
 def real_classes(local: LocalModel, pool: ModelPool, store: Store, endpoint: Endpoint, client: Any) -> None:
@@ -52,6 +53,7 @@ def fakes(local: LocalModel, tokenizer_dir: str) -> None:
     gold: LoadedModel = GoldModel()
     variants: ModelLoader = VariantLoader(tokenizer_dir)
     counting: ModelLoader = CountingLoader(local)
+    named: ModelLoader = NamedTinyLoader(tokenizer_dir)
     server: EndpointFactory = FakeServer().client
     batch: BatchJudge = FakeBatchJudge()
-    del gold, variants, counting, server, batch
+    del gold, variants, counting, named, server, batch
