@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from rouge_score import rouge_scorer
 
 from errors import JudgeError
 from models.judge import judge_label, render_prompt, score_answer
@@ -17,7 +20,8 @@ from models.judge_rule import gold_severity
 
 log = logging.getLogger(__name__)
 
-_TOKEN = re.compile(r"[a-z0-9]+")
+_ROUGE = rouge_scorer.RougeScorer(["rougeL"])  # its default tokenizer, no stemmer: as the stored scores
+
 _SUMMARY = re.compile(r"^\s*Summary:\s*(.*)$", re.MULTILINE)
 _NUMBER = re.compile(r"(?<![\w.:,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.:]\d+)*")
 # Service-like names (inventory-sync), CamelCase products (ShipRoute) and acronyms (EU, AEST, API).
@@ -57,33 +61,9 @@ FAITHFULNESS_SCHEMA = {
 # ---- pure scoring functions -----------------------------------------------------------------------
 
 
-def tokens(text: str) -> list[str]:
-    """Lowercase word tokens (letters and digits), as rouge-score tokenises without stemming."""
-    return _TOKEN.findall(text.lower())
-
-
-def lcs_length(a: list[str], b: list[str]) -> int:
-    """Length of the longest common subsequence of two token lists (O(len(a)·len(b)), one row of memory)."""
-    if len(a) < len(b):
-        a, b = b, a
-    row = [0] * (len(b) + 1)
-    for x in a:
-        prev = 0
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], prev + 1 if x == y else max(row[j], row[j - 1])
-    return row[-1]
-
-
 def rouge_l(candidate: str, reference: str) -> float:
-    """ROUGE-L F1: LCS over lowercase word tokens, F = 2PR / (P + R); 0 when either side is empty."""
-    cand, ref = tokens(candidate), tokens(reference)
-    if not cand or not ref:
-        return 0.0
-    lcs = lcs_length(cand, ref)
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(cand), lcs / len(ref)
-    return 2 * precision * recall / (precision + recall)
+    """ROUGE-L F1 by Google's `rouge-score` (lowercase letter-and-digit tokens, no stemming); 0 if a side is empty."""
+    return _ROUGE.score(reference, candidate)["rougeL"].fmeasure
 
 
 def format_conformance(text: str) -> float:
@@ -222,53 +202,24 @@ class Scorer:
 
     def describe(self) -> dict:
         """What the eval run records about this scorer."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "decimals": self.decimals,
-            "uses_judge": self.uses_judge,
-        }
+        return {key: getattr(self, key) for key in ("name", "kind", "decimals", "uses_judge")}
 
 
-class FormatScorer(Scorer):
-    """Format conformance 0–1 for the demo domain."""
+class TextScorer(Scorer):
+    """A scorer whose number is one function of the prompt's item and an output (the heuristics, ROUGE-L)."""
 
-    def __init__(self):
-        super().__init__("format conformance (heuristic)", "heuristic")
+    def __init__(self, name: str, kind: str, fn: Callable[[Item, str], float | None], *, decimals: int = 2):
+        super().__init__(name, kind, decimals)
+        self.fn = fn
 
     def one(self, item, text):
-        return format_conformance(text)
+        return self.fn(item, text)
 
 
-class SeverityScorer(Scorer):
-    """Exact severity match vs the gold severity (0/1)."""
-
-    def __init__(self):
-        super().__init__("severity match vs gold (heuristic)", "heuristic")
-
-    def one(self, item, text):
-        return severity_match(text, item.gold)
-
-
-class LengthScorer(Scorer):
-    """Length in words: neither better nor worse, shown because judges and people reward length."""
-
-    def __init__(self):
-        super().__init__("length in words (heuristic)", "heuristic", decimals=1)
-
-    def one(self, item, text):
-        return word_count(text)
-
-
-class RougeScorer(Scorer):
-    """ROUGE-L F1 against the gold answer: reference-based, no judge involved."""
-
-    def __init__(self):
-        super().__init__("ROUGE-L vs gold (reference)", "reference")
-
-    def one(self, item, text):
-        gold = gold_answer(item.gold)
-        return None if gold is None else rouge_l(text, gold)
+def rouge_vs_gold(item: Item, text: str) -> float | None:
+    """ROUGE-L F1 against the gold answer; None without one. Reference-based, no judge involved."""
+    gold = gold_answer(item.gold)
+    return None if gold is None else rouge_l(text, gold)
 
 
 class FaithfulnessScorer(Scorer):
@@ -339,10 +290,19 @@ class PreferenceScorer(Scorer):
 def default_scorers(judge, reference: str) -> list[Scorer]:
     """The eval's rows, in table order."""
     return [
-        FormatScorer(),
-        SeverityScorer(),
-        LengthScorer(),
-        RougeScorer(),
+        TextScorer(
+            "format conformance (heuristic)", "heuristic", lambda _item, text: format_conformance(text)
+        ),
+        TextScorer(
+            "severity match vs gold (heuristic)",
+            "heuristic",
+            lambda item, text: severity_match(text, item.gold),
+        ),
+        # Neither better nor worse: shown because judges and people reward length.
+        TextScorer(
+            "length in words (heuristic)", "heuristic", lambda _item, text: word_count(text), decimals=1
+        ),
+        TextScorer("ROUGE-L vs gold (reference)", "reference", rouge_vs_gold),
         FaithfulnessScorer(judge),
         PreferenceScorer(judge, reference),
     ]

@@ -6,6 +6,9 @@ import json
 
 import httpx2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rouge_score import rouge_scorer
 
 from evaluate.scorers import (
     FaithfulnessScorer,
@@ -15,7 +18,6 @@ from evaluate.scorers import (
     claude_faithfulness,
     default_scorers,
     format_conformance,
-    lcs_length,
     rouge_l,
     rule_faithfulness,
     severity_match,
@@ -58,9 +60,22 @@ def test_rouge_l_on_hand_computed_cases(candidate, reference, expected):
     assert rouge_l(candidate, reference) == pytest.approx(expected)
 
 
-def test_lcs_is_symmetric_and_counts_repeats():
-    a, b = "a b a b a".split(), "b a b".split()
-    assert lcs_length(a, b) == lcs_length(b, a) == 3
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="ab c1-É.\n", max_size=40), st.text(alphabet="ab c1-É.\n", max_size=40))
+def test_rouge_l_is_the_rouge_score_package(candidate, reference):
+    # The eval's number is Google's rouge-score ROUGE-L F1 with its default tokenizer and no stemming.
+    library = rouge_scorer.RougeScorer(["rougeL"]).score(reference, candidate)["rougeL"].fmeasure
+    assert rouge_l(candidate, reference) == library
+
+
+def test_the_rouge_row_scores_against_the_gold_answer_or_not_at_all():
+    rouge = next(s for s in default_scorers(RuleJudge(), "sft") if s.kind == "reference")
+    outputs = {"sft": "the cat sat on the mat", "dpo": ""}
+    assert rouge.score(Item(1, [], {"answer": "the cat is on the mat"}, outputs), "sft") == {
+        "sft": pytest.approx(5 / 6),
+        "dpo": 0.0,
+    }
+    assert rouge.score(Item(2, [], {"severity": "SEV2"}, outputs), "sft") == {"sft": None, "dpo": None}
 
 
 # --- heuristics ---------------------------------------------------------------------------------------
@@ -213,6 +228,16 @@ def test_default_scorers_name_every_row():
         "ROUGE-L vs gold (reference)",
         "faithfulness 1–5 (rule-based proxy, no LLM)",
         "preference vs sft (rule-based judge, both orders)",
+    ]
+    # What an eval run records about each row (eval_runs.config.scorers).
+    assert [s.describe() for s in default_scorers(RuleJudge(), "sft")[:4]] == [
+        {"name": name, "kind": kind, "decimals": decimals, "uses_judge": False}
+        for name, kind, decimals in [
+            ("format conformance (heuristic)", "heuristic", 2),
+            ("severity match vs gold (heuristic)", "heuristic", 2),
+            ("length in words (heuristic)", "heuristic", 1),
+            ("ROUGE-L vs gold (reference)", "reference", 2),
+        ]
     ]
 
 
