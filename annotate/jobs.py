@@ -238,6 +238,11 @@ class JobRunner:
             return job_id if self.cancel(job_id) else None
         return None
 
+    def active(self) -> list[int]:
+        """The jobs of this process still running or waiting for the device, oldest first."""
+        with self._lock:
+            return sorted(job_id for job_id, thread in self._threads.items() if thread.is_alive())
+
     def running(self, job_id: int) -> bool:
         thread = self._threads.get(job_id)
         return bool(thread and thread.is_alive())

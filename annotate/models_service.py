@@ -220,3 +220,34 @@ def uses_local_device(store, names: Iterable[str]) -> bool:
         if row is None or not getattr(row, "endpoint", None):
             return True
     return False
+
+
+def device_choices() -> list[str]:
+    """What the device picker offers: auto, cpu, each CUDA GPU and mps, as this machine has them."""
+    from models.devices import available_devices
+
+    return available_devices()
+
+
+def set_device(ctx, username: str | None, device: str) -> str:
+    """Admin only: run every later model load (generation, scoring, eval, arena) and training run on `device`.
+
+    Refused while a job runs (its model sits on the old device); the loaded models are freed, then load again on
+    first use. Returns where models now run ('cuda:1, bf16'). An unavailable device changes nothing.
+    """
+    from models.devices import check_device
+
+    ctx.access.require(username, Role.ADMIN)
+    wanted = check_device(device)
+    jobs = ctx.jobs.active() if ctx.jobs is not None else []
+    if jobs:
+        raise UserInputError(
+            f"job #{jobs[0]} is running: the device changes once it ends (or cancel it), so no model moves under it"
+        )
+    move = getattr(ctx.generator, "move_to", None)
+    if not callable(move):
+        raise UserInputError("this server's models cannot move to another device")
+    plan = move(wanted)  # checks that the device exists before anything changes
+    ctx.cfg.device = wanted  # training runs follow it (a run's own --device/YAML device still wins)
+    log.info("models now run on %s", plan)
+    return plan

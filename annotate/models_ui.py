@@ -5,7 +5,14 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from annotate.models_service import MAX_NAME_CHARS, MAX_PATH_CHARS, list_variants, register_variant
+from annotate.models_service import (
+    MAX_NAME_CHARS,
+    MAX_PATH_CHARS,
+    device_choices,
+    list_variants,
+    register_variant,
+    set_device,
+)
 from context import Context
 from errors import PrefLabError
 from safe_text import md_text
@@ -78,6 +85,20 @@ def build_models_section(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = 
             )
         register = gr.Button("Register the variant", elem_id="models-register", variant="primary")
         result = gr.Markdown(elem_id="models-result")
+        gr.Markdown(
+            "**Where models run here** (generation, scoring, eval, arena and training runs; variants on an "
+            "endpoint run there). *auto*: a CUDA GPU, then MPS, then the CPU. Changing it unloads the models."
+        )
+        with gr.Row():
+            device = gr.Dropdown(
+                choices=device_choices(),
+                value=ctx.cfg.device if ctx.cfg.device in device_choices() else None,
+                label="Run models on",
+                elem_id="models-device",
+                allow_custom_value=False,
+            )
+            apply_device = gr.Button("Use this device", elem_id="models-device-apply")
+        device_result = gr.Markdown(elem_id="models-device-result")
 
     def on_models():
         return {table: variants_frame(ctx)}
@@ -105,6 +126,17 @@ def build_models_section(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = 
             result: md_text(f"Registered {row.name} ({row.kind}). Pick it in Annotate → Generate pairs."),
         }
 
+    def on_device(device_v, request: gr.Request):
+        # Admin only: set_device checks the login before anything moves.
+        try:
+            plan = set_device(ctx, getattr(request, "username", None), device_v or "")
+        except PrefLabError as exc:
+            warn(exc)
+            return {device_result: md_text(f"Device not changed: {exc}")}
+        gr.Info(f"Models now run on {plan}.")
+        return {table: variants_frame(ctx), device_result: md_text(f"Models now run on {plan}.")}
+
+    apply_device.click(on_device, [device], [table, device_result], api_name="models_device")
     register.click(
         on_register,
         [name, base, adapters, endpoint, served_model, api_key_env, lora_module],

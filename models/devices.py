@@ -97,6 +97,18 @@ def resolve_device(value: str | None = "auto") -> str:
     return device
 
 
+def available_devices() -> list[str]:
+    """The devices a user can pick here: auto, cpu, each CUDA GPU (cuda:0, cuda:1, ...), and mps when present."""
+    import torch
+
+    found = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        found += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _mps_available(torch):
+        found.append("mps")
+    return found
+
+
 def resolve_dtype(value, device: str) -> str:
     """`auto`: bf16 on a GPU that supports it, else fp16 on a GPU; the checkpoint's own dtype on the CPU."""
     dtype = check_dtype(value)

@@ -49,6 +49,7 @@ class ModelPool:
         self._device = check_device(device)
         self._device_map = check_device_map(device_map)
         self._max_bytes = max_bytes
+        self._explicit_max_bytes = max_bytes
         self._adapters = adapters
         self._placement = None  # resolved on first load: resolving imports torch
         # Entries in least-recently-used order: a Variant -> its own LocalModel, or a base key -> SharedBase.
@@ -198,6 +199,23 @@ class ModelPool:
             log.info("freed %d loaded model(s)%s", len(keys), f" from {device}" if device else "")
             release_memory(device)
         return len(keys)
+
+    def move_to(self, device: str) -> str:
+        """Run every later load on `device` (checked now: it must exist here); the loaded models are freed first.
+
+        Returns where models will run ('cuda:1, bf16'). An explicit byte budget stays; the default one follows
+        the new device.
+        """
+        from models.devices import check_device, resolve
+
+        wanted = check_device(device)
+        placement = resolve(wanted, self._dtype, self._device_map)  # UserInputError when it is not available
+        self.free()
+        with self._lock:
+            self._device, self._placement = wanted, placement
+            if self._explicit_max_bytes is None:
+                self._max_bytes = None
+        return self.plan()
 
     def release_device(self, device: str | None = None) -> int:
         """Free the models on the device a training worker is about to use (every device when None)."""

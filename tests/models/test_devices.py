@@ -134,3 +134,76 @@ def test_models_list_says_where_models_run(tmp_path, capsys, hardware):
     assert "runs on this server: cpu, bf16 (loaded on first use)" in capsys.readouterr().out
     assert main(["--home", str(tmp_path), "--device", "gpu", "models", "list"]) == 2
     assert "device must be one of" in capsys.readouterr().err
+
+
+def test_the_devices_a_user_can_pick(hardware):
+    hardware.set(cuda=0, mps=False)
+    assert devices.available_devices() == ["auto", "cpu"]
+    hardware.set(cuda=2, mps=False)
+    assert devices.available_devices() == ["auto", "cpu", "cuda:0", "cuda:1"]
+    hardware.set(cuda=0, mps=True)
+    assert devices.available_devices() == ["auto", "cpu", "mps"]
+
+
+def test_the_pool_moves_to_another_device_and_frees_what_it_holds(base_dir, tmp_path, hardware):
+    from models.local import Variant
+    from models.pool import ModelPool
+
+    hardware.set(cuda=2, bf16=True)
+    pool = ModelPool({"base": Variant("base", str(base_dir))}.__getitem__, tmp_path / "c", device="cpu")
+    pool.get("base")
+    with pytest.raises(UserInputError, match="has 2 CUDA GPU"):
+        pool.move_to("cuda:5")
+    assert pool.loaded() == ["base"] and pool.plan().startswith("cpu")  # a refused move changes nothing
+    assert pool.move_to("cuda:1") == "cuda:1, bf16"
+    assert pool.loaded() == []
+
+
+def _admin_context(tmp_path):
+    from access import Access, Role, User
+    from context import AppConfig, build_context
+
+    ctx = build_context(AppConfig(home=tmp_path / "home"), judge=object())
+    ctx.access = Access((User("ann", "pw", Role.ANNOTATOR), User("boss", "pw", Role.ADMIN)))
+    return ctx
+
+
+def test_an_admin_picks_the_device_from_the_ui_service(tmp_path, hardware):
+    from annotate.models_service import set_device
+    from errors import PermissionDeniedError
+
+    hardware.set(cuda=2, bf16=True)
+    ctx = _admin_context(tmp_path)
+    try:
+        with pytest.raises(PermissionDeniedError):
+            set_device(ctx, "ann", "cuda:1")
+        with pytest.raises(UserInputError, match="has 2 CUDA GPU"):
+            set_device(ctx, "boss", "cuda:7")
+        with pytest.raises(UserInputError, match="device must be one of"):
+            set_device(ctx, "boss", "tpu")
+        assert ctx.cfg.device == "auto" and ctx.generator.plan() == "cuda:0, bf16"  # nothing changed
+        assert set_device(ctx, "boss", "cuda:1") == "cuda:1, bf16"
+        assert ctx.cfg.device == "cuda:1" and ctx.generator.plan() == "cuda:1, bf16"
+    finally:
+        ctx.store.close()
+
+
+def test_the_device_does_not_change_under_a_running_job(tmp_path, hardware):
+    import threading
+
+    from annotate.models_service import set_device
+
+    hardware.set(cuda=2, bf16=True)
+    ctx = _admin_context(tmp_path)
+    release = threading.Event()
+    try:
+        job = ctx.jobs.start("eval", {}, lambda handle: release.wait(60) and {})
+        with pytest.raises(UserInputError, match=f"job #{job} is running"):
+            set_device(ctx, "boss", "cpu")
+        assert ctx.cfg.device == "auto"
+        release.set()
+        ctx.jobs.wait(job, timeout=60)
+        assert set_device(ctx, "boss", "cpu") == "cpu, checkpoint dtype"
+    finally:
+        release.set()
+        ctx.store.close()

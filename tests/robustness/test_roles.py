@@ -62,6 +62,7 @@ EVENT_ROLES = {
     "build_data_tab.<locals>.on_hub": ADMIN,
     "build_models_section.<locals>.on_models": ANNOTATOR,
     "build_models_section.<locals>.on_register": ADMIN,
+    "build_models_section.<locals>.on_device": ADMIN,
 }
 
 
@@ -114,6 +115,7 @@ ADMIN_CALLS = {
     "build_data_tab.<locals>.on_export": (["jsonl", [], "any", "keep"], None),
     "build_data_tab.<locals>.on_hub": (["acme/prefs", [], "any", "keep"], None),
     "build_models_section.<locals>.on_register": (["mine", "acme/tiny-model", "", "", "", "", ""], None),
+    "build_models_section.<locals>.on_device": (["cpu"], None),
 }
 
 
@@ -151,6 +153,7 @@ def state(ctx) -> dict:
     found["arenas"] = cur.execute(
         "SELECT model_lo, model_hi, prompt_set, opened_at, closed_at FROM arena_matchups ORDER BY 1, 2, 3"
     ).fetchall()
+    found["device"] = (ctx.cfg.device, ctx.generator.plan())
     home = ctx.cfg.home
     found["files"] = sorted(
         str(p.relative_to(home))
@@ -274,4 +277,9 @@ def test_an_annotator_is_refused_every_admin_event_but_votes(team):
     assert any(f.startswith("served/downloads/") for f in state(ctx)["files"])
     root.predict("mine", "acme/tiny-model", "", "", "", "", "", api_name="/models_register")
     assert ctx.store.get_model("mine").base == "acme/tiny-model"
+    for job in ctx.jobs.active():  # the device never changes under a running job: stop the setups' jobs
+        ctx.jobs.cancel(job)
+        ctx.jobs.wait(job, timeout=60)
+    root.predict("cpu", api_name="/models_device")
+    assert ctx.cfg.device == "cpu"
     root.close()
