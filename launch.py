@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+from common.flags import Flag, HelpFormatter, add_flags
 from errors import PrefLabError, UserInputError
 from progress import STOP, Bar
 
@@ -20,11 +21,29 @@ EXIT_OK, EXIT_USER, EXIT_INTERRUPTED = 0, 2, 130
 # Commands that run a job: SIGTERM stops them like Ctrl-C (job row cancelled, stored work kept, one line).
 JOB_COMMANDS = frozenset({"generate", "judge", "eval", "train", "sft"})
 
-# Commands whose feature lands with a later issue: the one line they print until then.
+# The `generate` flags: help and defaults are GenerateConfig's fields (common.flags). --per-prompt is layered: when
+# it is not given, --preset demo's K=4 applies.
+GENERATE_FLAGS = (
+    Flag("variant"),
+    Flag("split", choices=("train", "heldout")),
+    Flag("limit"),
+    Flag("per_prompt", layered=True),
+    Flag("temperatures"),  # comma-separated text; cmd_generate reads the numbers
+    Flag("top_p"),
+    Flag("max_new_tokens"),
+    Flag("batch_size"),
+    Flag("concurrency"),
+    Flag("strategy", choices=("temperatures", "fewshot")),
+    Flag("seed"),
+)
 
 
 class CliParser(argparse.ArgumentParser):
-    """argparse that reports a user mistake as one line and exit code 2, without the usage dump."""
+    """argparse that reports a user mistake as one line and exit code 2, without the usage dump; its --help shows
+    the default of every flag generated from a settings dataclass."""
+
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message: str):  # noqa: D102 - argparse API
         raise UserInputError(f"{self.prog}: {message} (see --help)")
@@ -103,7 +122,7 @@ def _add_models_export(msub) -> None:
     e.add_argument("dir", metavar="DIR", help="a new or empty folder")
 
 
-def _add_pending(sub) -> None:
+def _add_import(sub) -> None:
     p = sub.add_parser(
         "import",
         help="import prompts (or preference data)",
@@ -115,6 +134,7 @@ def _add_pending(sub) -> None:
         "--format",
         default="auto",
         choices=["auto", "prompts", "trl", "trl-conversational", "ultrafeedback", "hh-rlhf"],
+        help="what the rows hold (default auto: guessed from the columns)",
     )
     p.add_argument(
         "--split", default=None, help="dataset split to read, or train/heldout for rows naming none"
@@ -127,21 +147,19 @@ def _add_pending(sub) -> None:
 
     add_limit_arguments(p)  # --max-bytes, --max-line-bytes, --max-cell-bytes
 
+
+def _add_jobs(sub) -> None:
+    """sft, generate, judge, train, eval (the commands that run a model job), and export."""
+    from annotate.generation import GenerateConfig
+    from train.sft_config import SFT_FLAGS, SFTRunConfig
+
     p = sub.add_parser(
         "sft",
         help="demo LoRA SFT on the gold answers",
         description="LoRA SFT of a base variant on the train prompts' gold answers; registers the result.",
     )
     p.add_argument("--base", default="base", help="variant to fine-tune (default: base, the default model)")
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=1,
-        help="passes over the examples (default 1: about 30 min on 2 busy cores)",
-    )
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4)")
-    p.add_argument("--batch-size", type=int, default=None, help="examples per step (default 8)")
-    p.add_argument("--limit", type=int, default=None, help="at most this many examples")
+    add_flags(p, SFTRunConfig, SFT_FLAGS)  # --epochs, --lr, --batch-size, --limit
     p.add_argument("--output-name", default="sft", help="name of the new variant (default sft)")
 
     p = sub.add_parser(
@@ -149,24 +167,10 @@ def _add_pending(sub) -> None:
         help="generate response pairs with a variant",
         description="K responses per prompt, paired.",
     )
-    p.add_argument("--variant", default="sft", help="variant that writes the responses (default sft)")
-    p.add_argument(
-        "--split", default="train", choices=["train", "heldout"], help="prompt split (default train)"
-    )
-    p.add_argument("--limit", type=int, help="at most this many prompts")
     p.add_argument(
         "--preset", choices=["default", "demo"], default="default", help="demo: K=4, two pairs per prompt"
     )
-    p.add_argument("--per-prompt", type=int, help="K responses per prompt (default 2; demo 4)")
-    p.add_argument("--temperatures", default="0.7,1.2", help="comma-separated, cycled over the K slots")
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument(
-        "--concurrency", type=int, default=8, help="requests in flight for a variant served by an endpoint"
-    )
-    p.add_argument("--strategy", choices=["temperatures", "fewshot"], default="temperatures")
-    p.add_argument("--seed", type=int, default=0, help="recorded base seed (default 0)")
+    add_flags(p, GenerateConfig, GENERATE_FLAGS)
 
     p = sub.add_parser(
         "judge",
@@ -205,14 +209,9 @@ def _add_pending(sub) -> None:
     add_eval_arguments(p)
 
     p = sub.add_parser("export", help="export the dataset (JSONL, Parquet, Hub) or an adapter")
-    p.add_argument("--format", choices=["jsonl", "parquet"])
-    p.add_argument("--output", metavar="PATH")
-    p.add_argument("--hub", metavar="ORG/NAME")
-    p.add_argument("--dry-run", metavar="DIR")
-    p.add_argument("--adapter", metavar="RUN")
     from annotate.data_cli import add_export_arguments
 
-    add_export_arguments(p)
+    add_export_arguments(p)  # its flags live with its body
 
 
 def build_parser() -> CliParser:
@@ -224,7 +223,8 @@ def build_parser() -> CliParser:
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=CliParser)
     _add_serve(sub)
     _add_models(sub)
-    _add_pending(sub)
+    _add_import(sub)
+    _add_jobs(sub)
     p = sub.add_parser("stats", help="what the database holds")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from common.flags import Flag, add_flags
 from errors import UserInputError
 from progress import Bar
 
@@ -17,52 +18,49 @@ EXIT_OK = 0
 DEFAULT_DATASET_NAME = "preflab-preferences"
 
 
+# The export flags that are not ExportFilters fields: (flag, argparse options).
+EXPORT_OPTIONS = (
+    ("--format", dict(choices=["jsonl", "parquet"], help="file format (default: from --output's suffix)")),
+    ("--output", dict(metavar="PATH", help="write the triples to this .jsonl or .parquet file")),
+    (
+        "--hub",
+        dict(metavar="ORG/NAME", help="publish to this Hugging Face repo (dataset, or model with --adapter)"),
+    ),
+    ("--public", dict(action="store_true", help="create the Hub repo as public (default: private)")),
+    ("--private", dict(action="store_true", help="the default: create the Hub repo as private")),
+    (
+        "--real-names",
+        dict(
+            action="store_true",
+            help="keep annotators' logins in the export (default: stable pseudonyms, annotator-<hmac>)",
+        ),
+    ),
+    ("--dry-run", dict(metavar="DIR", help="write exactly the folder that would be uploaded, then stop")),
+    (
+        "--adapter",
+        dict(metavar="RUN", help="publish run RUN's trained adapter with a model card (needs --hub)"),
+    ),
+    ("--license", dict(help="license for the Hub card (default: other for datasets, none for adapters)")),
+    ("--dataset-repo", dict(metavar="ORG/NAME", help="with --adapter: the dataset repo the card links to")),
+)
+# The filter flags: help and defaults are ExportFilters' fields (common.flags).
+FILTER_FLAGS = (
+    Flag("sources", "--source", repeat=True, choices=("human", "judge", "import")),
+    Flag("annotators", "--annotator", repeat=True),
+    Flag("since", metavar="YYYY-MM-DD"),
+    Flag("until", metavar="YYYY-MM-DD"),
+    Flag("agreement", choices=AGREEMENT),
+    Flag("ties", choices=TIE_POLICIES),
+)
+
+
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the export flags this module reads; flags the parser already has are left as they are."""
     have = set(parser._option_string_actions)  # argparse has no public "has option" query
-
-    def add(flag: str, **kw) -> None:
+    for flag, options in EXPORT_OPTIONS:
         if flag not in have:
-            parser.add_argument(flag, **kw)
-
-    add("--format", choices=["jsonl", "parquet"], help="file format (default: from --output's suffix)")
-    add("--output", metavar="PATH", help="write the triples to this .jsonl or .parquet file")
-    add(
-        "--hub",
-        metavar="ORG/NAME",
-        help="publish to this Hugging Face repo (dataset, or model with --adapter)",
-    )
-    add("--public", action="store_true", help="create the Hub repo as public (default: private)")
-    add("--private", action="store_true", help="the default: create the Hub repo as private")
-    add(
-        "--real-names",
-        action="store_true",
-        help="keep annotators' logins in the export (default: stable pseudonyms, annotator-<hmac>)",
-    )
-    add("--dry-run", metavar="DIR", help="write exactly the folder that would be uploaded, then stop")
-    add("--adapter", metavar="RUN", help="publish run RUN's trained adapter with a model card (needs --hub)")
-    add(
-        "--source",
-        action="append",
-        choices=["human", "judge", "import"],
-        help="only labels from this source; repeat for several (default: all)",
-    )
-    add("--annotator", action="append", help="only this annotator's labels; repeat for several")
-    add("--since", metavar="YYYY-MM-DD", help="only labels stored on or after this day")
-    add("--until", metavar="YYYY-MM-DD", help="only labels stored on or before this day")
-    add(
-        "--agreement",
-        choices=list(AGREEMENT),
-        default="any",
-        help="only labels that agree/disagree with the judge",
-    )
-    add("--ties", choices=list(TIE_POLICIES), default="drop", help="tie and both-bad labels (default: drop)")
-    add(
-        "--license",
-        default=None,
-        help="license for the Hub card (default: other for datasets, none for adapters)",
-    )
-    add("--dataset-repo", metavar="ORG/NAME", help="with --adapter: the dataset repo the card links to")
+            parser.add_argument(flag, **options)
+    add_flags(parser, ExportFilters, [f for f in FILTER_FLAGS if f.option not in have])
 
 
 def filters_from_args(args: argparse.Namespace) -> ExportFilters:

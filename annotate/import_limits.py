@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import io
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, Any
 
+from common.flags import Flag, add_flags, setting
 from errors import UserInputError
 
 KiB = 1024
@@ -28,13 +29,9 @@ _MAX_DEPTH = 64
 class ImportLimits:
     """Caps an import enforces while it reads, so a small hostile file cannot fill the memory."""
 
-    data_bytes: int = field(
-        default=512 * MiB, metadata={"help": "bytes read from one file, after decompression"}
-    )
-    line_bytes: int = field(default=16 * MiB, metadata={"help": "bytes in one JSONL or CSV line"})
-    cell_bytes: int = field(
-        default=1 * MiB, metadata={"help": "bytes in one text value (a prompt, a response)"}
-    )
+    data_bytes: int = setting(512 * MiB, "cap on bytes read from one file, after decompression")
+    line_bytes: int = setting(16 * MiB, "cap on bytes in one JSONL or CSV line")
+    cell_bytes: int = setting(1 * MiB, "cap on bytes in one text value (a prompt, a response)")
 
     def __post_init__(self) -> None:
         for name in ("data_bytes", "line_bytes", "cell_bytes"):
@@ -48,11 +45,12 @@ DEFAULT_LIMITS = ImportLimits()
 
 
 def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `import` flags that raise the caps (values such as 16M or 1G)."""
-    for name, flag in FLAGS.items():
-        what = ImportLimits.__dataclass_fields__[name].metadata["help"]
-        default = size_text(getattr(DEFAULT_LIMITS, name))
-        parser.add_argument(flag, metavar="SIZE", default=None, help=f"cap on {what} (default {default})")
+    """The `import` flags that raise the caps (values such as 16M or 1G; `limits_from_args` parses them)."""
+    flags = [
+        Flag(name, flag, layered=True, metavar="SIZE", type=str, show=size_text)
+        for name, flag in FLAGS.items()
+    ]
+    add_flags(parser, ImportLimits, flags)
 
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*", re.IGNORECASE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from common.flags import Flag, add_flags
 from errors import UserInputError
 from evaluate.responses import ResponseParams
 from progress import Bar
@@ -14,9 +15,12 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 30
 
 
+# The sampling flags: help and defaults are ResponseParams' fields (common.flags), the arena's settings too.
+SAMPLING_FLAGS = (Flag("temperature"), Flag("top_p"), Flag("max_new_tokens"), Flag("seed"))
+
+
 def add_eval_arguments(parser) -> None:
     """Add the eval flags to an argparse (sub)parser."""
-    defaults = ResponseParams()
     parser.add_argument(
         "--variants",
         default=None,
@@ -35,25 +39,7 @@ def add_eval_arguments(parser) -> None:
         choices=["auto", "rule", "anthropic"],
         help="who scores faithfulness and preference: auto = Claude when ANTHROPIC_API_KEY is set, else rule-based",
     )
-    parser.add_argument(
-        "--temperature",
-        type=float,
-        default=defaults.temperature,
-        help=f"0 = greedy (default {defaults.temperature})",
-    )
-    parser.add_argument("--top-p", type=float, default=defaults.top_p, help=f"default {defaults.top_p}")
-    parser.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=defaults.max_new_tokens,
-        help=f"default {defaults.max_new_tokens}",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=defaults.seed,
-        help="recorded base seed of the per-prompt seeds (default 0)",
-    )
+    add_flags(parser, ResponseParams, SAMPLING_FLAGS)
     parser.add_argument(
         "--output-dir", default=None, help="folder for eval_<id>.md and eval_<id>.png (default HOME/evals)"
     )

@@ -5,61 +5,50 @@ from __future__ import annotations
 import argparse
 import sys
 
-from train.config import PRESETS
+from common.flags import Flag, add_flags, given
+from train.config import PRESETS, PrefLabFields
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
 
 
+# The `train` flags that set a PrefLabDPOConfig field: help and shown default come from the field (common.flags).
+# Layered: a flag not given is None, so the YAML file, then the preset, then the dataclass fill the field.
+TRAIN_FLAGS = (
+    Flag("variant", layered=True),
+    Flag("beta", layered=True),
+    Flag("learning_rate", "--lr", layered=True),
+    Flag("num_train_epochs", "--epochs", layered=True),
+    Flag("loss_type", layered=True),
+    Flag("limit", layered=True),
+    Flag("max_steps", layered=True),
+    Flag("report_to", layered=True),
+    # transformers 5's name for it is activation_checkpointing; the flag keeps the name people know.
+    Flag("activation_checkpointing", "--gradient-checkpointing", layered=True),
+    Flag("processes", layered=True),
+    Flag("accelerate_config", layered=True, metavar="FILE"),
+    Flag("load_in_4bit", layered=True),
+)
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The `train` flags; unset flags fall back to the YAML file, then the preset."""
-    parser.add_argument("--variant", help="starting variant and DPO reference (default sft)")
     parser.add_argument(
         "--config", metavar="YAML", help="settings file: any PrefLabDPOConfig / DPOConfig field"
     )
     parser.add_argument(
         "--preset", choices=sorted(PRESETS), default="default", help="base settings (default)"
     )
-    parser.add_argument(
-        "--beta", type=float, help="DPO beta: higher keeps the policy closer to the reference"
-    )
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--epochs", type=float, help="passes over the training triples")
-    parser.add_argument(
-        "--loss-type", help="TRL loss: sigmoid, ipo, hinge, robust, ... (comma-separated to mix)"
-    )
-    parser.add_argument("--limit", type=int, help="train on at most this many triples")
-    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    add_flags(parser, PrefLabFields, TRAIN_FLAGS)
     parser.add_argument(
         "--include-judge", action="store_true", help="also train on labels the judge stored (--accept)"
-    )
-    parser.add_argument("--report-to", help="extra loggers: tensorboard, wandb (when installed), none")
-    parser.add_argument(
-        "--gradient-checkpointing",
-        action="store_true",
-        default=None,
-        help="recompute activations in the backward pass: less memory for long pairs or big models, ~20%% slower",
     )
     parser.add_argument(
         "--resume",
         metavar="RUN_ID",
         type=int,
         help="continue a failed or cancelled run from its last checkpoint, with its own data and settings",
-    )
-    parser.add_argument(
-        "--processes", type=int, help="worker processes, one per GPU (torchrun with gloo on a CPU; default 1)"
-    )
-    parser.add_argument(
-        "--accelerate-config",
-        metavar="FILE",
-        help="launch the worker with this `accelerate config` YAML (DeepSpeed, FSDP): train/accelerate_configs/",
-    )
-    parser.add_argument(
-        "--load-in-4bit",
-        action="store_true",
-        default=None,
-        help="QLoRA: the variant in 4-bit NF4 on a CUDA GPU (pip install 'preflab[qlora]')",
     )
     return parser
 
@@ -68,25 +57,12 @@ def config_from_args(args: argparse.Namespace):
     """The run's PrefLabDPOConfig: flags over the YAML file over the preset."""
     from train.config import load_config, read_yaml
 
-    overrides = {
-        "variant": args.variant,
-        "beta": args.beta,
-        "learning_rate": args.lr,
-        "num_train_epochs": args.epochs,
-        "loss_type": args.loss_type,
-        "limit": args.limit,
-        "max_steps": args.max_steps,
-        "report_to": args.report_to,
-        "processes": args.processes,
-        "accelerate_config": args.accelerate_config,
-        "load_in_4bit": args.load_in_4bit,
-        "activation_checkpointing": args.gradient_checkpointing,  # transformers 5's name for it
-    }
+    overrides = given(args, TRAIN_FLAGS)
     if args.include_judge:
         sources = None
         if args.config:
             sources = read_yaml(args.config).get("sources")
-        base = list(sources or PRESETS[args.preset].get("sources") or ("human", "import"))
+        base = list(sources or PRESETS[args.preset].get("sources") or PrefLabFields.sources)
         overrides["sources"] = [*base, "judge"]
     return load_config(args.config, args.preset, overrides)
 
