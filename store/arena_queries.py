@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import duckdb
 
-from errors import StoreError, UserInputError
+from errors import UserInputError
+
+from .base import QueryMixin, check
 
 VOTES = ("left", "right", "tie", "both_bad")
 
@@ -23,11 +24,9 @@ class OpenArena:
     prompt_set: str
 
 
-class ArenaQueries:
-    """Battles and arena matchups; relies on `cursor()` and `write()` from `Store`."""
+class ArenaQueries(QueryMixin):
+    """Battles and arena matchups."""
 
-    cursor: Callable[[], duckdb.DuckDBPyConnection]
-    write: Callable[..., Any]
     # DuckDB does not conflict on two INSERTs, so "voted already?" and the insert run under one lock.
     _vote_lock = threading.Lock()
 
@@ -59,14 +58,10 @@ class ArenaQueries:
 
     def open_arenas(self) -> list[OpenArena]:
         """Every open matchup, oldest first."""
-        rows = (
-            self.cursor()
-            .execute(
-                "SELECT a.model_lo, a.model_hi, ml.name, mh.name, a.prompt_set FROM arena_matchups a "
-                "JOIN models ml ON ml.id = a.model_lo JOIN models mh ON mh.id = a.model_hi "
-                "WHERE a.closed_at IS NULL ORDER BY a.opened_at, a.model_lo, a.model_hi"
-            )
-            .fetchall()
+        rows = self._rows(
+            "SELECT a.model_lo, a.model_hi, ml.name, mh.name, a.prompt_set FROM arena_matchups a "
+            "JOIN models ml ON ml.id = a.model_lo JOIN models mh ON mh.id = a.model_hi "
+            "WHERE a.closed_at IS NULL ORDER BY a.opened_at, a.model_lo, a.model_hi"
         )
         return [OpenArena((int(lo), int(hi)), (nl, nh), ps) for lo, hi, nl, nh, ps in rows]
 
@@ -78,34 +73,25 @@ class ArenaQueries:
         self, model_a: int, model_b: int, cell: str, prompt_ids: Sequence[int]
     ) -> list[tuple]:
         """(prompt_id, gen of a, gen of b) for prompts where both variants have a response under `cell`."""
-        rows = (
-            self.cursor()
-            .execute(
-                "SELECT ga.prompt_id, min(ga.id), min(gb.id) FROM generations ga "
-                "JOIN generations gb ON gb.prompt_id = ga.prompt_id AND gb.model_id = ? AND gb.cell = ? "
-                "WHERE ga.model_id = ? AND ga.cell = ? AND list_contains(?, ga.prompt_id) "
-                "GROUP BY ga.prompt_id ORDER BY ga.prompt_id",
-                [model_b, cell, model_a, cell, list(prompt_ids)],
-            )
-            .fetchall()
+        rows = self._rows(
+            "SELECT ga.prompt_id, min(ga.id), min(gb.id) FROM generations ga "
+            "JOIN generations gb ON gb.prompt_id = ga.prompt_id AND gb.model_id = ? AND gb.cell = ? "
+            "WHERE ga.model_id = ? AND ga.cell = ? AND list_contains(?, ga.prompt_id) "
+            "GROUP BY ga.prompt_id ORDER BY ga.prompt_id",
+            [model_b, cell, model_a, cell, list(prompt_ids)],
         )
         return [(int(p), int(a), int(b)) for p, a, b in rows]
 
     def voted_generation_pairs(self, voter: str) -> set[frozenset[int]]:
         """The response pairs this voter already judged (either side order)."""
-        rows = (
-            self.cursor()
-            .execute("SELECT left_gen, right_gen FROM battles WHERE voter = ?", [voter])
-            .fetchall()
-        )
+        rows = self._rows("SELECT left_gen, right_gen FROM battles WHERE voter = ?", [voter])
         return {frozenset((int(a), int(b))) for a, b in rows}
 
     def add_battle(
         self, prompt_id: int, left_gen: int, right_gen: int, seed: int, voter: str, vote: str
     ) -> int:
         """Store one blind vote (vote names the screen side); a voter's second vote on a battle is refused."""
-        if vote not in VOTES:
-            raise StoreError(f"vote must be one of {', '.join(VOTES)}; got {vote!r}")
+        check("vote", vote, VOTES)
         lo, hi = sorted((int(left_gen), int(right_gen)))
 
         def insert_once(cur: duckdb.DuckDBPyConnection) -> int:
@@ -130,13 +116,9 @@ class ArenaQueries:
 
     def battle_frame(self):
         """Every vote with the variants behind each side and the responses' word counts."""
-        return (
-            self.cursor()
-            .execute(
-                "SELECT b.id, b.prompt_id, b.voter, b.vote, b.seed, b.created_at, ml.name AS left, mr.name AS right, "
-                "len(string_split(trim(gl.text), ' ')) AS len_left, len(string_split(trim(gr.text), ' ')) AS len_right "
-                "FROM battles b JOIN generations gl ON gl.id = b.left_gen JOIN generations gr ON gr.id = b.right_gen "
-                "JOIN models ml ON ml.id = gl.model_id JOIN models mr ON mr.id = gr.model_id ORDER BY b.id"
-            )
-            .df()
+        return self._frame(
+            "SELECT b.id, b.prompt_id, b.voter, b.vote, b.seed, b.created_at, ml.name AS left, mr.name AS right, "
+            "len(string_split(trim(gl.text), ' ')) AS len_left, len(string_split(trim(gr.text), ' ')) AS len_right "
+            "FROM battles b JOIN generations gl ON gl.id = b.left_gen JOIN generations gr ON gr.id = b.right_gen "
+            "JOIN models ml ON ml.id = gl.model_id JOIN models mr ON mr.id = gr.model_id ORDER BY b.id"
         )

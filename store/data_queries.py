@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +14,10 @@ import duckdb
 
 from errors import StoreError
 
+from .base import QueryMixin, check
+from .import_queries import ImportCounts, json_column, registered, staging_table
 from .queries import SPLITS, content_hash
-from .rows import dumps, loads
+from .rows import loads
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +58,15 @@ class NewPreference:
 
 
 @dataclass(frozen=True)
-class PreferenceCounts:
-    """What a bulk preference import stored."""
+class PreferenceCounts(ImportCounts):
+    """What a bulk preference import stored: the prompt import's counts, new prompts and the variant."""
 
-    inserted: int
-    duplicates: int
     new_prompts: int
-    by_split: dict[str, int]
     model: str
 
 
-class DataQueries:
-    """Preference imports and export reads; relies on `cursor()` and `write()` from `Store`."""
-
-    cursor: Callable[[], duckdb.DuckDBPyConnection]
-    write: Callable[..., Any]
+class DataQueries(QueryMixin):
+    """Preference imports and export reads."""
 
     # -- import ---------------------------------------------------------------------------------
 
@@ -80,45 +76,39 @@ class DataQueries:
         """Store prompts, both responses, a pair and an import label per row, all in one transaction."""
         unique: dict[str, NewPreference] = {}
         for row in rows:
-            if row.split not in SPLITS:
-                raise StoreError(f"split must be one of {', '.join(SPLITS)}; got {row.split!r}")
+            check("split", row.split, SPLITS)
             if row.chosen == row.rejected:
                 raise StoreError("an imported pair needs two different responses")
             unique.setdefault(row.key, row)  # a repeat inside the file counts as a duplicate
         model_name = imported_model_name(source)
         if not unique:
-            return PreferenceCounts(0, len(rows), 0, {}, model_name)
-
-        import pyarrow as pa
+            return PreferenceCounts(
+                inserted=0, duplicates=len(rows), by_split={}, new_prompts=0, model=model_name
+            )
 
         kept = list(unique.values())
-        staged = pa.table(
-            {
-                "ord": pa.array(range(len(kept)), pa.int64()),
-                "content_hash": [r.content_hash for r in kept],
-                "messages": [dumps(r.messages) for r in kept],
-                "split": [r.split for r in kept],
-                "meta": pa.array([dumps(r.meta) for r in kept], pa.string()),
-                "chosen": [r.chosen for r in kept],
-                "rejected": [r.rejected for r in kept],
-                "chosen_params": pa.array([dumps(r.chosen_params) for r in kept], pa.string()),
-                "rejected_params": pa.array([dumps(r.rejected_params) for r in kept], pa.string()),
-                "chosen_cell": [f"{CELL_PREFIX}{r.key}:chosen" for r in kept],
-                "rejected_cell": [f"{CELL_PREFIX}{r.key}:rejected" for r in kept],
-            }
+        staged = staging_table(
+            kept,
+            chosen=[r.chosen for r in kept],
+            rejected=[r.rejected for r in kept],
+            chosen_params=json_column([r.chosen_params for r in kept]),
+            rejected_params=json_column([r.rejected_params for r in kept]),
+            chosen_cell=[f"{CELL_PREFIX}{r.key}:chosen" for r in kept],
+            rejected_cell=[f"{CELL_PREFIX}{r.key}:rejected" for r in kept],
         )
 
         def insert(cur: duckdb.DuckDBPyConnection) -> tuple[int, int, list[str]]:
             model_id = self._imported_model(cur, model_name, source)
-            cur.register(_STAGING, staged)
-            try:
+            with registered(cur, _STAGING, staged):
                 return self._insert_preferences(cur, model_id, source, annotator)
-            finally:
-                cur.unregister(_STAGING)
 
         new_prompts, inserted, splits = self.write(insert)
         counts = PreferenceCounts(
-            inserted, len(rows) - inserted, new_prompts, dict(Counter(splits)), model_name
+            inserted=inserted,
+            duplicates=len(rows) - inserted,
+            by_split=dict(Counter(splits)),
+            new_prompts=new_prompts,
+            model=model_name,
         )
         log.info(
             "imported %d preference pair(s) from %s (%d duplicate(s), %d new prompt(s))",
@@ -209,42 +199,38 @@ class DataQueries:
 
     def export_frame(self):
         """Every training triple with its provenance: label, judge consensus, generation params."""
-        frame = (
-            self.cursor()
-            .execute(
-                """
-                WITH v AS (
-                    SELECT * FROM judge_verdicts
-                    QUALIFY row_number() OVER (
-                        PARTITION BY pair_id, judge, model, rubric_hash, position_order ORDER BY id DESC) = 1
-                ), k AS (
-                    SELECT pair_id, judge, model, rubric_hash,
-                        CASE WHEN count(winner) < 2 THEN NULL
-                             WHEN min(winner) = max(winner) THEN min(winner) ELSE 'unsure' END AS verdict,
-                        coalesce(max(rationale) FILTER (WHERE position_order = 'ab'), max(rationale)) AS rationale
-                    FROM v GROUP BY pair_id, judge, model, rubric_hash
-                    QUALIFY row_number() OVER (PARTITION BY pair_id ORDER BY max(id) DESC) = 1
-                )
-                SELECT t.label_id, t.pair_id, t.prompt_id, t.split, t.prompt, t.chosen, t.rejected,
-                    t.edited, t.source, t.annotator, t.decision, t.created_at,
-                    l.suggestion_shown, l.suggestion, l.seconds_spent, pr.source AS prompt_source,
-                    mc.name AS chosen_model, mr.name AS rejected_model,
-                    gc.params AS chosen_params, gr.params AS rejected_params,
-                    gc.seed AS chosen_seed, gr.seed AS rejected_seed,
-                    k.judge, k.model AS judge_model, k.rubric_hash AS judge_rubric, k.verdict AS judge_verdict,
-                    k.rationale AS judge_rationale
-                FROM preference_triples AS t
-                JOIN labels AS l ON l.id = t.label_id
-                JOIN prompts AS pr ON pr.id = t.prompt_id
-                JOIN generations AS gc ON gc.id = t.chosen_gen
-                JOIN generations AS gr ON gr.id = t.rejected_gen
-                JOIN models AS mc ON mc.id = gc.model_id
-                JOIN models AS mr ON mr.id = gr.model_id
-                LEFT JOIN k ON k.pair_id = t.pair_id
-                ORDER BY t.label_id
-                """
+        frame = self._frame(
+            """
+            WITH v AS (
+                SELECT * FROM judge_verdicts
+                QUALIFY row_number() OVER (
+                    PARTITION BY pair_id, judge, model, rubric_hash, position_order ORDER BY id DESC) = 1
+            ), k AS (
+                SELECT pair_id, judge, model, rubric_hash,
+                    CASE WHEN count(winner) < 2 THEN NULL
+                         WHEN min(winner) = max(winner) THEN min(winner) ELSE 'unsure' END AS verdict,
+                    coalesce(max(rationale) FILTER (WHERE position_order = 'ab'), max(rationale)) AS rationale
+                FROM v GROUP BY pair_id, judge, model, rubric_hash
+                QUALIFY row_number() OVER (PARTITION BY pair_id ORDER BY max(id) DESC) = 1
             )
-            .df()
+            SELECT t.label_id, t.pair_id, t.prompt_id, t.split, t.prompt, t.chosen, t.rejected,
+                t.edited, t.source, t.annotator, t.decision, t.created_at,
+                l.suggestion_shown, l.suggestion, l.seconds_spent, pr.source AS prompt_source,
+                mc.name AS chosen_model, mr.name AS rejected_model,
+                gc.params AS chosen_params, gr.params AS rejected_params,
+                gc.seed AS chosen_seed, gr.seed AS rejected_seed,
+                k.judge, k.model AS judge_model, k.rubric_hash AS judge_rubric, k.verdict AS judge_verdict,
+                k.rationale AS judge_rationale
+            FROM preference_triples AS t
+            JOIN labels AS l ON l.id = t.label_id
+            JOIN prompts AS pr ON pr.id = t.prompt_id
+            JOIN generations AS gc ON gc.id = t.chosen_gen
+            JOIN generations AS gr ON gr.id = t.rejected_gen
+            JOIN models AS mc ON mc.id = gc.model_id
+            JOIN models AS mr ON mr.id = gr.model_id
+            LEFT JOIN k ON k.pair_id = t.pair_id
+            ORDER BY t.label_id
+            """
         )
         for column in ("prompt", "chosen_params", "rejected_params"):
             frame[column] = [loads(v) if isinstance(v, str) else None for v in frame[column]]
@@ -252,12 +238,8 @@ class DataQueries:
 
     def models_by_name(self, names: Sequence[str]) -> dict[str, dict]:
         """name -> {base, adapters, kind} for these variants."""
-        rows = (
-            self.cursor()
-            .execute(
-                "SELECT name, base, adapters, kind FROM models WHERE list_contains(?, name)", [list(names)]
-            )
-            .fetchall()
+        rows = self._rows(
+            "SELECT name, base, adapters, kind FROM models WHERE list_contains(?, name)", [list(names)]
         )
         return {n: {"base": b, "adapters": loads(a) or [], "kind": k} for n, b, a, k in rows}
 
@@ -285,7 +267,7 @@ class DataQueries:
 
     def variants_of_run(self, run_id: int, adapter_path: str | None) -> list[str]:
         """Names of variants built on a run's adapter (by `@<run>` name or by adapter path)."""
-        rows = self.cursor().execute("SELECT name, adapters FROM models ORDER BY id").fetchall()
+        rows = self._rows("SELECT name, adapters FROM models ORDER BY id")
         names = []
         for name, adapters in rows:
             if name.endswith(f"@{run_id}") or (adapter_path and adapter_path in (loads(adapters) or [])):
@@ -296,29 +278,21 @@ class DataQueries:
         """The newest eval run that includes one of these variants, with its mean score per variant."""
         if not variant_names:
             return None
-        row = (
-            self.cursor()
-            .execute(
-                "SELECT e.id, e.variants, e.prompt_set, e.created_at FROM eval_runs e "
-                "WHERE EXISTS (SELECT 1 FROM eval_scores s JOIN models m ON m.id = s.model_id "
-                "WHERE s.eval_run_id = e.id AND list_contains(?, m.name)) "
-                "OR len(list_intersect(CAST(e.variants AS VARCHAR[]), ?)) > 0 "
-                "ORDER BY e.id DESC LIMIT 1",
-                [list(variant_names), list(variant_names)],
-            )
-            .fetchone()
+        row = self._row(
+            "SELECT e.id, e.variants, e.prompt_set, e.created_at FROM eval_runs e "
+            "WHERE EXISTS (SELECT 1 FROM eval_scores s JOIN models m ON m.id = s.model_id "
+            "WHERE s.eval_run_id = e.id AND list_contains(?, m.name)) "
+            "OR len(list_intersect(CAST(e.variants AS VARCHAR[]), ?)) > 0 "
+            "ORDER BY e.id DESC LIMIT 1",
+            [list(variant_names), list(variant_names)],
         )
         if row is None:
             return None
         info = {"id": row[0], "variants": loads(row[1]) or [], "prompt_set": row[2], "created_at": row[3]}
-        scores = (
-            self.cursor()
-            .execute(
-                "SELECT m.name AS variant, s.scorer, avg(s.value) AS mean, count(s.value) AS n "
-                "FROM eval_scores s JOIN models m ON m.id = s.model_id WHERE s.eval_run_id = ? "
-                "GROUP BY ALL ORDER BY m.name, s.scorer",
-                [info["id"]],
-            )
-            .df()
+        scores = self._frame(
+            "SELECT m.name AS variant, s.scorer, avg(s.value) AS mean, count(s.value) AS n "
+            "FROM eval_scores s JOIN models m ON m.id = s.model_id WHERE s.eval_run_id = ? "
+            "GROUP BY ALL ORDER BY m.name, s.scorer",
+            [info["id"]],
         )
         return info, scores

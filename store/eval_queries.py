@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import duckdb
 
 from errors import StoreError
 
-from .rows import dumps, loads
+from .base import QueryMixin, limit_param
+from .rows import StoredRow, dumps
 
 
 @dataclass(frozen=True)
-class EvalRunRow:
+class EvalRunRow(StoredRow):
     """One automatic eval: the variants in display order, the prompt set and what it was run with."""
 
     id: int
@@ -24,19 +24,13 @@ class EvalRunRow:
     config: dict
     created_at: datetime
 
+    TABLE = "eval_runs"
     COLUMNS = "id, variants, prompt_set, config, created_at"
-
-    @classmethod
-    def from_row(cls, row: tuple) -> EvalRunRow:
-        id_, variants, prompt_set, config, created_at = row
-        return cls(int(id_), list(loads(variants) or []), prompt_set, loads(config) or {}, created_at)
+    JSON = {"variants": list, "config": dict}
 
 
-class EvalQueries:
-    """Eval runs and scores; relies on `cursor()` and `write()` from `Store`."""
-
-    cursor: Callable[[], duckdb.DuckDBPyConnection]
-    write: Callable[..., Any]
+class EvalQueries(QueryMixin):
+    """Eval runs and scores."""
 
     def add_eval_run(
         self,
@@ -74,63 +68,38 @@ class EvalQueries:
 
     def get_eval_run(self, eval_run_id: int) -> EvalRunRow | None:
         """The eval run with this id, or None."""
-        row = (
-            self.cursor()
-            .execute(f"SELECT {EvalRunRow.COLUMNS} FROM eval_runs WHERE id = ?", [eval_run_id])
-            .fetchone()
-        )
-        return None if row is None else EvalRunRow.from_row(row)
+        return EvalRunRow.fetch_one(self.cursor(), "WHERE id = ?", [eval_run_id])
 
     def list_eval_runs(self, limit: int | None = None) -> list[EvalRunRow]:
         """Eval runs, newest first."""
-        rows = (
-            self.cursor()
-            .execute(
-                f"SELECT {EvalRunRow.COLUMNS} FROM eval_runs ORDER BY id DESC LIMIT ?",
-                [limit if limit is not None else 2**62],
-            )
-            .fetchall()
-        )
-        return [EvalRunRow.from_row(r) for r in rows]
+        return EvalRunRow.fetch_all(self.cursor(), "ORDER BY id DESC LIMIT ?", [limit_param(limit)])
 
     def eval_scores_frame(self, eval_run_id: int):
         """A DataFrame (prompt_id, model_id, variant, scorer, value) of one eval run."""
         if self.get_eval_run(eval_run_id) is None:
             raise StoreError(f"no eval run with id {eval_run_id}")
-        return (
-            self.cursor()
-            .execute(
-                "SELECT s.prompt_id, s.model_id, m.name AS variant, s.scorer, s.value FROM eval_scores AS s "
-                "JOIN models AS m ON m.id = s.model_id WHERE s.eval_run_id = ? "
-                "ORDER BY s.prompt_id, s.model_id, s.scorer",
-                [eval_run_id],
-            )
-            .df()
+        return self._frame(
+            "SELECT s.prompt_id, s.model_id, m.name AS variant, s.scorer, s.value FROM eval_scores AS s "
+            "JOIN models AS m ON m.id = s.model_id WHERE s.eval_run_id = ? "
+            "ORDER BY s.prompt_id, s.model_id, s.scorer",
+            [eval_run_id],
         )
 
     def eval_battle_frame(self):
         """Arena votes with variant names: battle_id, prompt_id, left, right, vote, voter."""
-        return (
-            self.cursor()
-            .execute(
-                "SELECT b.id AS battle_id, b.prompt_id, ml.name AS left, mr.name AS right, b.vote, b.voter "
-                "FROM battles AS b "
-                "JOIN generations AS gl ON gl.id = b.left_gen JOIN models AS ml ON ml.id = gl.model_id "
-                "JOIN generations AS gr ON gr.id = b.right_gen JOIN models AS mr ON mr.id = gr.model_id "
-                "ORDER BY b.id"
-            )
-            .df()
+        return self._frame(
+            "SELECT b.id AS battle_id, b.prompt_id, ml.name AS left, mr.name AS right, b.vote, b.voter "
+            "FROM battles AS b "
+            "JOIN generations AS gl ON gl.id = b.left_gen JOIN models AS ml ON ml.id = gl.model_id "
+            "JOIN generations AS gr ON gr.id = b.right_gen JOIN models AS mr ON mr.id = gr.model_id "
+            "ORDER BY b.id"
         )
 
     def eval_judge_label_count(self, annotator: str, *, before: datetime | None = None) -> int:
         """Live judge-sourced labels by `annotator` (e.g. 'judge:rule'), optionally created before a time."""
-        row = (
-            self.cursor()
-            .execute(
-                "SELECT count(*) FROM labels WHERE source = 'judge' AND annotator = ? "
-                "AND superseded_by IS NULL AND (?::TIMESTAMP IS NULL OR created_at < ?::TIMESTAMP)",
-                [annotator, before, before],
-            )
-            .fetchone()
+        row = self._row(
+            "SELECT count(*) FROM labels WHERE source = 'judge' AND annotator = ? "
+            "AND superseded_by IS NULL AND (?::TIMESTAMP IS NULL OR created_at < ?::TIMESTAMP)",
+            [annotator, before, before],
         )
         return int(row[0])

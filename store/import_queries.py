@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 
-from errors import StoreError
-
+from .base import QueryMixin, check, check_messages
 from .queries import SPLITS, content_hash
 from .rows import dumps
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Registered per cursor (so per thread) and removed after use; never a caller's string.
 _STAGING = "preflab_import_rows"
@@ -46,45 +44,60 @@ class ImportCounts:
     by_split: dict[str, int]
 
 
-class ImportQueries:
-    """Bulk inserts of prompts; relies on `write()` from `Store`."""
+def json_column(values: Sequence[Any]):
+    """An Arrow column of JSON text, typed so that a column of NULLs is still text."""
+    import pyarrow as pa  # only bulk imports need it
 
-    def write(
-        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, attempts: int = 6
-    ) -> T:  # pragma: no cover - provided by Store
-        raise NotImplementedError
+    return pa.array([dumps(v) for v in values], pa.string())
+
+
+def staging_table(rows: Sequence[Any], **columns: Any):
+    """The Arrow table a bulk import registers: file order, the prompt's columns, then `columns`.
+
+    `rows` carry content_hash, messages, split and meta (`NewPrompt`, `NewPreference`).
+    """
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "ord": pa.array(range(len(rows)), pa.int64()),
+            "content_hash": [r.content_hash for r in rows],
+            "messages": [dumps(r.messages) for r in rows],
+            "split": [r.split for r in rows],
+            "meta": json_column([r.meta for r in rows]),
+            **columns,
+        }
+    )
+
+
+@contextlib.contextmanager
+def registered(cur: duckdb.DuckDBPyConnection, name: str, table: Any) -> Iterator[None]:
+    """`table` visible as `name` on this cursor (so this thread) until the block ends."""
+    cur.register(name, table)
+    try:
+        yield
+    finally:
+        cur.unregister(name)
+
+
+class ImportQueries(QueryMixin):
+    """Bulk inserts of prompts."""
 
     def add_prompts_bulk(self, rows: Sequence[NewPrompt], *, source: str) -> ImportCounts:
         """Insert every new prompt in one transaction; repeats (in the file or stored) count as duplicates."""
         unique: dict[str, NewPrompt] = {}
         for row in rows:
-            if row.split not in SPLITS:
-                raise StoreError(f"split must be one of {', '.join(SPLITS)}; got {row.split!r}")
-            if not row.messages or not all(
-                isinstance(m, dict) and "role" in m and "content" in m for m in row.messages
-            ):
-                raise StoreError("a prompt's messages must be a non-empty list of {role, content} dicts")
+            check("split", row.split, SPLITS)
+            check_messages(row.messages)
             unique.setdefault(row.content_hash, row)  # the first occurrence in the file wins
         if not unique:
             return ImportCounts(0, len(rows), {})
 
-        import pyarrow as pa
-
         kept = list(unique.values())
-        staged = pa.table(
-            {
-                "ord": pa.array(range(len(kept)), pa.int64()),
-                "content_hash": [r.content_hash for r in kept],
-                "messages": [dumps(r.messages) for r in kept],
-                "split": [r.split for r in kept],
-                "gold": pa.array([dumps(r.gold) for r in kept], pa.string()),
-                "meta": pa.array([dumps(r.meta) for r in kept], pa.string()),
-            }
-        )
+        staged = staging_table(kept, gold=json_column([r.gold for r in kept]))
 
         def insert(cur: duckdb.DuckDBPyConnection) -> list[str]:
-            cur.register(_STAGING, staged)
-            try:
+            with registered(cur, _STAGING, staged):
                 # The anti-join keeps stored prompts from burning sequence ids; ON CONFLICT still
                 # covers a prompt another thread committed after our snapshot began.
                 inserted = cur.execute(
@@ -96,8 +109,6 @@ class ImportQueries:
                     "ON CONFLICT (content_hash) DO NOTHING RETURNING split",
                     [source],
                 ).fetchall()
-            finally:
-                cur.unregister(_STAGING)
             return [split for (split,) in inserted]
 
         splits = self.write(insert)

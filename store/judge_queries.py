@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-import duckdb
+from .base import QueryMixin, limit_param
 
 
 def _stamp(epoch: float | None) -> datetime | None:
@@ -29,24 +27,17 @@ class JudgeFailureRow:
     next_retry_at: float | None  # None: not retried automatically any more
 
 
-class JudgeQueries:
-    """Judge failures; relies on `cursor()` and `write()` from `Store`. Times are epoch seconds."""
-
-    cursor: Callable[[], duckdb.DuckDBPyConnection]
-    write: Callable[..., Any]
+class JudgeQueries(QueryMixin):
+    """Judge failures. Times are epoch seconds."""
 
     def judge_failure(
         self, pair_id: int, judge: str, model: str | None, rubric_hash: str
     ) -> JudgeFailureRow | None:
         """The recorded failure of this judge, model and rubric on a pair, if any."""
-        row = (
-            self.cursor()
-            .execute(
-                "SELECT pair_id, attempts, error, next_retry_at FROM judge_failures "
-                "WHERE pair_id = ? AND judge = ? AND model = ? AND rubric_hash = ?",
-                [pair_id, judge, model or "", rubric_hash],
-            )
-            .fetchone()
+        row = self._row(
+            "SELECT pair_id, attempts, error, next_retry_at FROM judge_failures "
+            "WHERE pair_id = ? AND judge = ? AND model = ? AND rubric_hash = ?",
+            [pair_id, judge, model or "", rubric_hash],
         )
         return None if row is None else JudgeFailureRow(int(row[0]), int(row[1]), row[2], _epoch(row[3]))
 
@@ -85,25 +76,12 @@ class JudgeQueries:
         self, judge: str, model: str | None, rubric_hash: str, *, now: float, limit: int | None = None
     ) -> list[int]:
         """Pairs without a verdict from this judge whose failure (if any) may be retried by `now`, oldest first."""
-        rows = (
-            self.cursor()
-            .execute(
-                "SELECT p.id FROM pairs p WHERE NOT EXISTS (SELECT 1 FROM judge_verdicts v WHERE v.pair_id = p.id "
-                "AND v.judge = ? AND v.model IS NOT DISTINCT FROM ? AND v.rubric_hash = ?) "
-                "AND NOT EXISTS (SELECT 1 FROM judge_failures f WHERE f.pair_id = p.id AND f.judge = ? "
-                "AND f.model = ? AND f.rubric_hash = ? AND (f.next_retry_at IS NULL OR f.next_retry_at > ?)) "
-                "ORDER BY p.id LIMIT ?",
-                [
-                    judge,
-                    model,
-                    rubric_hash,
-                    judge,
-                    model or "",
-                    rubric_hash,
-                    _stamp(now),
-                    limit if limit is not None else 2**62,
-                ],
-            )
-            .fetchall()
+        rows = self._rows(
+            "SELECT p.id FROM pairs p WHERE NOT EXISTS (SELECT 1 FROM judge_verdicts v WHERE v.pair_id = p.id "
+            "AND v.judge = ? AND v.model IS NOT DISTINCT FROM ? AND v.rubric_hash = ?) "
+            "AND NOT EXISTS (SELECT 1 FROM judge_failures f WHERE f.pair_id = p.id AND f.judge = ? "
+            "AND f.model = ? AND f.rubric_hash = ? AND (f.next_retry_at IS NULL OR f.next_retry_at > ?)) "
+            "ORDER BY p.id LIMIT ?",
+            [judge, model, rubric_hash, judge, model or "", rubric_hash, _stamp(now), limit_param(limit)],
         )
         return [int(r[0]) for r in rows]

@@ -5,18 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 
 from errors import StoreError
 
+from .base import QueryMixin, check, check_messages
 from .rows import LabelRow, ModelRow, PromptRow, TripleRow, dumps
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Mirrors of the CHECK constraints in 0001_initial.sql, so a bad value fails with a readable line.
 MODEL_KINDS = ("base", "sft", "dpo", "imported")
@@ -25,27 +23,14 @@ DECISIONS = ("a", "b", "tie", "both_bad", "skip")
 LABEL_SOURCES = ("human", "judge", "import")
 
 
-def _check(what: str, value: object, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise StoreError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
-
-
 def content_hash(messages: list[dict]) -> str:
     """sha256 of the canonical JSON of a prompt's messages: the prompt's identity."""
     canonical = json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-class Queries:
-    """Typed queries; relies on `cursor()` and `write()` from `Store`."""
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:  # pragma: no cover - provided by Store
-        raise NotImplementedError
-
-    def write(
-        self, fn: Callable[[duckdb.DuckDBPyConnection], T], *, attempts: int = 6
-    ) -> T:  # pragma: no cover
-        raise NotImplementedError
+class Queries(QueryMixin):
+    """Models, prompts, generations, pairs and labels."""
 
     # -- models ---------------------------------------------------------------------------------
 
@@ -64,7 +49,7 @@ class Queries:
         lora_module: str | None = None,
     ) -> ModelRow:
         """Register a new variant (local weights and/or an endpoint); an existing name is an error."""
-        _check("model kind", kind, MODEL_KINDS)
+        check("model kind", kind, MODEL_KINDS)
         if bool(endpoint) != bool(served_model):
             raise StoreError("an endpoint needs its served model id, and a served model id its endpoint")
 
@@ -101,7 +86,7 @@ class Queries:
 
     def ensure_model(self, name: str, base: str, adapters: list[str], kind: str) -> ModelRow:
         """The variant called `name`, inserted first if missing (an existing row wins)."""
-        _check("model kind", kind, MODEL_KINDS)
+        check("model kind", kind, MODEL_KINDS)
 
         def upsert(cur: duckdb.DuckDBPyConnection) -> ModelRow:
             cur.execute(
@@ -124,8 +109,7 @@ class Queries:
 
     def list_models(self) -> list[ModelRow]:
         """Every variant, oldest first."""
-        rows = self.cursor().execute(f"SELECT {ModelRow.COLUMNS} FROM models ORDER BY id").fetchall()
-        return [ModelRow.from_row(r) for r in rows]
+        return ModelRow.fetch_all(self.cursor(), "ORDER BY id")
 
     def set_model_fingerprint(self, name: str, fingerprint: str) -> ModelRow:
         """Record the weights' fingerprint of a variant."""
@@ -172,8 +156,7 @@ class Queries:
 
     @staticmethod
     def _model(cur: duckdb.DuckDBPyConnection, name: str) -> ModelRow | None:
-        row = cur.execute(f"SELECT {ModelRow.COLUMNS} FROM models WHERE name = ?", [name]).fetchone()
-        return None if row is None else ModelRow.from_row(row)
+        return ModelRow.fetch_one(cur, "WHERE name = ?", [name])
 
     # -- prompts and generations ----------------------------------------------------------------
 
@@ -181,9 +164,8 @@ class Queries:
         self, messages: list[dict], source: str, split: str, gold: Any = None, meta: dict | None = None
     ) -> int | None:
         """Insert a prompt and return its id, or None when the same messages are already stored."""
-        _check("split", split, SPLITS)
-        if not messages or not all(isinstance(m, dict) and "role" in m and "content" in m for m in messages):
-            raise StoreError("a prompt's messages must be a non-empty list of {role, content} dicts")
+        check("split", split, SPLITS)
+        check_messages(messages)
         digest = content_hash(messages)
 
         def insert(cur: duckdb.DuckDBPyConnection) -> int | None:
@@ -198,12 +180,7 @@ class Queries:
 
     def get_prompt(self, prompt_id: int) -> PromptRow | None:
         """The prompt with this id, or None."""
-        row = (
-            self.cursor()
-            .execute(f"SELECT {PromptRow.COLUMNS} FROM prompts WHERE id = ?", [prompt_id])
-            .fetchone()
-        )
-        return None if row is None else PromptRow.from_row(row)
+        return PromptRow.fetch_one(self.cursor(), "WHERE id = ?", [prompt_id])
 
     def add_generation(
         self,
@@ -255,8 +232,8 @@ class Queries:
 
         `fields`: left_gen, right_gen, seed, suggestion_shown, suggestion, chosen_edit, note, seconds_spent.
         """
-        _check("decision", decision, DECISIONS)
-        _check("label source", source, LABEL_SOURCES)
+        check("decision", decision, DECISIONS)
+        check("label source", source, LABEL_SOURCES)
         return self.write(lambda cur: self._insert_label(cur, pair_id, annotator, decision, source, **fields))
 
     @staticmethod
@@ -326,23 +303,12 @@ class Queries:
 
     def labels_for_pair(self, pair_id: int) -> list[LabelRow]:
         """Every label on a pair, superseded ones included, oldest first."""
-        rows = (
-            self.cursor()
-            .execute(f"SELECT {LabelRow.COLUMNS} FROM labels WHERE pair_id = ? ORDER BY id", [pair_id])
-            .fetchall()
-        )
-        return [LabelRow.from_row(r) for r in rows]
+        return LabelRow.fetch_all(self.cursor(), "WHERE pair_id = ? ORDER BY id", [pair_id])
 
     def preference_triples(self, *, split: str | None = None) -> list[TripleRow]:
         """The training triples (see the view in 0001_initial.sql), optionally of one split."""
         if split is not None:
-            _check("split", split, SPLITS)
-        rows = (
-            self.cursor()
-            .execute(
-                f"SELECT {TripleRow.COLUMNS} FROM preference_triples WHERE ? IS NULL OR split = ? ORDER BY label_id",
-                [split, split],
-            )
-            .fetchall()
+            check("split", split, SPLITS)
+        return TripleRow.fetch_all(
+            self.cursor(), "WHERE ? IS NULL OR split = ? ORDER BY label_id", [split, split]
         )
-        return [TripleRow.from_row(r) for r in rows]

@@ -9,7 +9,8 @@ from typing import Any
 
 import duckdb
 
-from .queries import DECISIONS, _check
+from .base import QueryMixin, check
+from .queries import DECISIONS
 
 # A pair is drawn for double labelling when hash(pair_id) % 1000 falls under overlap * 1000:
 # deterministic, so every annotator and every restart agrees on which pairs overlap.
@@ -25,11 +26,9 @@ class Progress:
     labelled_pairs: int
 
 
-class QueueQueries:
-    """Assignment queue and votes; relies on `cursor()`, `write()` and the label helpers of `Store`."""
+class QueueQueries(QueryMixin):
+    """Assignment queue and votes; relies on the label helpers of `Queries` too."""
 
-    cursor: Callable[[], duckdb.DuckDBPyConnection]
-    write: Callable[..., Any]
     _insert_label: Callable[..., int]
     _withdraw: Callable[..., int | None]
     # One serving process owns the database; this lock makes "pick a free pair, then hold it" atomic
@@ -104,7 +103,7 @@ class QueueQueries:
         The "already voted?" check runs in the inserting transaction under the process lock: DuckDB lets
         two concurrent INSERTs both commit, so without it a double key press stored two live labels.
         """
-        _check("decision", decision, DECISIONS)
+        check("decision", decision, DECISIONS)
 
         def vote(cur: duckdb.DuckDBPyConnection) -> int | None:
             if self._live_label(cur, pair_id, annotator) is not None:
@@ -162,14 +161,10 @@ class QueueQueries:
 
     def progress(self, annotator: str) -> Progress:
         """Pairs this annotator has labelled (skips included), all pairs, pairs with a real label."""
-        mine, total, labelled = (
-            self.cursor()
-            .execute(
-                "SELECT (SELECT count(DISTINCT pair_id) FROM labels WHERE annotator = ? AND superseded_by IS NULL), "
-                "(SELECT count(*) FROM pairs), "
-                "(SELECT count(DISTINCT pair_id) FROM labels WHERE superseded_by IS NULL AND decision <> 'skip')",
-                [annotator],
-            )
-            .fetchone()
+        mine, total, labelled = self._row(
+            "SELECT (SELECT count(DISTINCT pair_id) FROM labels WHERE annotator = ? AND superseded_by IS NULL), "
+            "(SELECT count(*) FROM pairs), "
+            "(SELECT count(DISTINCT pair_id) FROM labels WHERE superseded_by IS NULL AND decision <> 'skip')",
+            [annotator],
         )
         return Progress(int(mine), int(total), int(labelled))

@@ -1,11 +1,14 @@
-"""Typed rows the store returns instead of tuples."""
+"""Typed rows the store returns instead of tuples, and the JSON column codec."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Self
+
+import duckdb
 
 
 def loads(value: str | None) -> Any:
@@ -18,8 +21,41 @@ def dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
+class StoredRow:
+    """A row read as `SELECT COLUMNS FROM TABLE`; the subclasses are frozen dataclasses named like the columns."""
+
+    TABLE: ClassVar[str]
+    COLUMNS: ClassVar[str]  # the dataclass's fields, in order
+    # JSON columns to decode; a factory (dict, list) stands in for NULL and empty values, None keeps them.
+    JSON: ClassVar[dict[str, Callable[[], Any] | None]] = {}
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Self:
+        values = dict(zip((c.strip() for c in cls.COLUMNS.split(",")), row, strict=True))
+        for column, empty in cls.JSON.items():
+            decoded = loads(values[column])
+            values[column] = decoded if empty is None else decoded or empty()
+        return cls(**values)
+
+    @classmethod
+    def fetch_one(
+        cls, cur: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any] | None = None
+    ) -> Self | None:
+        """The first row of TABLE after `where` (a fixed clause; values are parameters), or None."""
+        row = cur.execute(f"SELECT {cls.COLUMNS} FROM {cls.TABLE} {where}", params).fetchone()
+        return None if row is None else cls.from_row(row)
+
+    @classmethod
+    def fetch_all(
+        cls, cur: duckdb.DuckDBPyConnection, where: str = "", params: Sequence[Any] | None = None
+    ) -> list[Self]:
+        """Every row of TABLE after `where` (a fixed clause; values are parameters)."""
+        rows = cur.execute(f"SELECT {cls.COLUMNS} FROM {cls.TABLE} {where}", params).fetchall()
+        return [cls.from_row(r) for r in rows]
+
+
 @dataclass(frozen=True)
-class ModelRow:
+class ModelRow(StoredRow):
     """A model variant: a base plus ordered adapters, and/or an OpenAI-compatible endpoint that serves it."""
 
     id: int
@@ -35,15 +71,12 @@ class ModelRow:
     revision: str | None = None
     lora_module: str | None = None
 
+    TABLE = "models"
     COLUMNS = (
         "id, name, base, adapters, kind, fingerprint, created_at, "
         "endpoint, served_model, api_key_env, revision, lora_module"
     )
-
-    @classmethod
-    def from_row(cls, row: tuple) -> ModelRow:
-        id_, name, base, adapters, kind, fingerprint, created_at, *served = row
-        return cls(id_, name, base, list(loads(adapters) or []), kind, fingerprint, created_at, *served)
+    JSON = {"adapters": list}
 
     @property
     def served(self) -> bool:
@@ -57,7 +90,7 @@ class ModelRow:
 
 
 @dataclass(frozen=True)
-class PromptRow:
+class PromptRow(StoredRow):
     """A prompt: chat messages plus its split and optional gold answer."""
 
     id: int
@@ -69,16 +102,13 @@ class PromptRow:
     meta: dict | None
     created_at: datetime
 
+    TABLE = "prompts"
     COLUMNS = "id, content_hash, messages, source, split, gold, meta, created_at"
-
-    @classmethod
-    def from_row(cls, row: tuple) -> PromptRow:
-        id_, content_hash, messages, source, split, gold, meta, created_at = row
-        return cls(id_, content_hash, loads(messages), source, split, loads(gold), loads(meta), created_at)
+    JSON = {"messages": None, "gold": None, "meta": None}
 
 
 @dataclass(frozen=True)
-class LabelRow:
+class LabelRow(StoredRow):
     """One vote on a pair; `decision` names gen_a/gen_b, never screen sides."""
 
     id: int
@@ -90,15 +120,12 @@ class LabelRow:
     superseded_by: int | None
     created_at: datetime
 
+    TABLE = "labels"
     COLUMNS = "id, pair_id, annotator, source, decision, chosen_edit, superseded_by, created_at"
-
-    @classmethod
-    def from_row(cls, row: tuple) -> LabelRow:
-        return cls(*row)
 
 
 @dataclass(frozen=True)
-class TripleRow:
+class TripleRow(StoredRow):
     """One training triple from the `preference_triples` view, with its provenance."""
 
     label_id: int
@@ -116,16 +143,12 @@ class TripleRow:
     decision: str
     created_at: datetime
 
+    TABLE = "preference_triples"
     COLUMNS = (
         "label_id, pair_id, prompt_id, split, prompt, chosen, rejected, chosen_gen, rejected_gen, "
         "edited, source, annotator, decision, created_at"
     )
-
-    @classmethod
-    def from_row(cls, row: tuple) -> TripleRow:
-        values = list(row)
-        values[4] = loads(values[4])
-        return cls(*values)
+    JSON = {"prompt": None}
 
 
 def status_update_sets(

@@ -11,7 +11,8 @@ import duckdb
 
 from errors import StoreError
 
-from .rows import dumps, loads, status_update_sets
+from .base import QueryMixin, check
+from .rows import StoredRow, dumps, status_update_sets
 
 RUN_KINDS = ("sft", "dpo")
 RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
@@ -20,7 +21,7 @@ FINAL_STATUSES = ("done", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
-class RunRow:
+class RunRow(StoredRow):
     """A training run: its config, data snapshot hash, models and outcome."""
 
     id: int
@@ -37,17 +38,12 @@ class RunRow:
     error: str | None
     result: dict | None
 
+    TABLE = "runs"
     COLUMNS = (
         "id, kind, config, dataset_hash, model_id, ref_model_id, status, adapter_path, created_at, started_at, "
         "ended_at, error, result"
     )
-
-    @classmethod
-    def from_row(cls, row: tuple) -> RunRow:
-        values = list(row)
-        values[2] = loads(values[2]) or {}
-        values[12] = loads(values[12])
-        return cls(*values)
+    JSON = {"config": dict, "result": None}
 
     @property
     def finished(self) -> bool:
@@ -64,11 +60,9 @@ class RefKey:
     truncation_mode: str
 
 
-class TrainQueries:
-    """Runs, run metrics and reference log-probs; relies on `cursor()` and `write()` from `Store`."""
+class TrainQueries(QueryMixin):
+    """Runs, run metrics and reference log-probs."""
 
-    cursor: Callable[[], duckdb.DuckDBPyConnection]
-    write: Callable[..., Any]
     add_model: Callable[..., Any]
 
     # -- runs -----------------------------------------------------------------------------------
@@ -84,8 +78,8 @@ class TrainQueries:
         status: str = "queued",
     ) -> RunRow:
         """Insert a run and return it."""
-        _check("run kind", kind, RUN_KINDS)
-        _check("run status", status, RUN_STATUSES)
+        check("run kind", kind, RUN_KINDS)
+        check("run status", status, RUN_STATUSES)
 
         def insert(cur: duckdb.DuckDBPyConnection) -> int:
             return int(
@@ -129,7 +123,7 @@ class TrainQueries:
 
         A process killed in between would otherwise leave a registered variant whose run later reads failed.
         """
-        _check("final run status", status, FINAL_STATUSES)
+        check("final run status", status, FINAL_STATUSES)
         update = _run_update(run_id, status=status, adapter_path=adapter_path, error=error, result=result)
 
         def finish(cur: duckdb.DuckDBPyConnection) -> None:
@@ -145,21 +139,15 @@ class TrainQueries:
 
     def get_run(self, run_id: int) -> RunRow | None:
         """The run with this id, or None."""
-        row = self.cursor().execute(f"SELECT {RunRow.COLUMNS} FROM runs WHERE id = ?", [run_id]).fetchone()
-        return None if row is None else RunRow.from_row(row)
+        return RunRow.fetch_one(self.cursor(), "WHERE id = ?", [run_id])
 
     def list_runs(self, *, kind: str | None = None, statuses: Sequence[str] | None = None) -> list[RunRow]:
         """Runs, oldest first (like the other lists), optionally of one kind and some statuses."""
-        rows = (
-            self.cursor()
-            .execute(
-                f"SELECT {RunRow.COLUMNS} FROM runs WHERE (? IS NULL OR kind = ?) "
-                "AND (? IS NULL OR list_contains(?, status)) ORDER BY id",
-                [kind, kind, None if statuses is None else list(statuses), list(statuses or [])],
-            )
-            .fetchall()
+        return RunRow.fetch_all(
+            self.cursor(),
+            "WHERE (? IS NULL OR kind = ?) AND (? IS NULL OR list_contains(?, status)) ORDER BY id",
+            [kind, kind, None if statuses is None else list(statuses), list(statuses or [])],
         )
-        return [RunRow.from_row(r) for r in rows]
 
     # -- run metrics ----------------------------------------------------------------------------
 
@@ -167,7 +155,7 @@ class TrainQueries:
         """Upsert (step, split, name, value) rows of a run in one statement; returns how many."""
         latest: dict[tuple[int, str, str], float | None] = {}
         for step, split, name, value in rows:
-            _check("metric split", split, METRIC_SPLITS)
+            check("metric split", split, METRIC_SPLITS)
             latest[(int(step), split, str(name))] = None if value is None else float(value)
         if not latest:
             return 0
@@ -193,14 +181,10 @@ class TrainQueries:
 
     def run_metrics_frame(self, run_ids: Sequence[int]):
         """A DataFrame (run_id, step, split, name, value) of the given runs, ordered by run, step."""
-        return (
-            self.cursor()
-            .execute(
-                "SELECT run_id, step, split, name, value FROM run_metrics WHERE list_contains(?, run_id) "
-                "ORDER BY run_id, step, split, name",
-                [list(run_ids)],
-            )
-            .df()
+        return self._frame(
+            "SELECT run_id, step, split, name, value FROM run_metrics WHERE list_contains(?, run_id) "
+            "ORDER BY run_id, step, split, name",
+            [list(run_ids)],
         )
 
     # -- reference log-probs ----------------------------------------------------------------------
@@ -209,25 +193,11 @@ class TrainQueries:
         """Cached log-probs of (prompt_hash, response_hash) pairs under `key`; misses are absent."""
         if not pairs:
             return {}
-        wanted = list(dict.fromkeys(pairs))
-        rows = (
-            self.cursor()
-            .execute(
-                "WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS p, unnest(?::VARCHAR[]) AS r) "
-                "SELECT c.prompt_hash, c.response_hash, c.logp FROM ref_logps AS c "
-                "JOIN wanted ON c.prompt_hash = wanted.p AND c.response_hash = wanted.r "
-                "WHERE c.model_fingerprint = ? AND c.template_hash = ? AND c.max_length = ? "
-                "AND c.truncation_mode = ?",
-                [
-                    [p for p, _ in wanted],
-                    [r for _, r in wanted],
-                    key.model_fingerprint,
-                    key.template_hash,
-                    key.max_length,
-                    key.truncation_mode,
-                ],
-            )
-            .fetchall()
+        rows = self._cached_logps(
+            "c.prompt_hash, c.response_hash, c.logp",
+            pairs,
+            "c.model_fingerprint = ? AND c.template_hash = ? AND c.max_length = ? AND c.truncation_mode = ?",
+            [key.model_fingerprint, key.template_hash, key.max_length, key.truncation_mode],
         )
         return {(p, r): float(logp) for p, r, logp in rows}
 
@@ -237,19 +207,25 @@ class TrainQueries:
         """(model_fingerprint, template_hash, prompt_hash, response_hash, logp) of these pairs, for every model."""
         if not pairs:
             return []
-        wanted = list(dict.fromkeys(pairs))
-        rows = (
-            self.cursor()
-            .execute(
-                "WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS p, unnest(?::VARCHAR[]) AS r) "
-                "SELECT c.model_fingerprint, c.template_hash, c.prompt_hash, c.response_hash, c.logp "
-                "FROM ref_logps AS c JOIN wanted ON c.prompt_hash = wanted.p AND c.response_hash = wanted.r "
-                "WHERE c.max_length = ? AND c.truncation_mode = ?",
-                [[p for p, _ in wanted], [r for _, r in wanted], max_length, truncation_mode],
-            )
-            .fetchall()
+        rows = self._cached_logps(
+            "c.model_fingerprint, c.template_hash, c.prompt_hash, c.response_hash, c.logp",
+            pairs,
+            "c.max_length = ? AND c.truncation_mode = ?",
+            [max_length, truncation_mode],
         )
         return [(f, t, p, r, float(v)) for f, t, p, r, v in rows]
+
+    def _cached_logps(
+        self, columns: str, pairs: Sequence[tuple[str, str]], where: str, params: list[Any]
+    ) -> list[tuple]:
+        """`columns` of the cache entries `c` for these (prompt_hash, response_hash) pairs that match `where`."""
+        wanted = list(dict.fromkeys(pairs))
+        return self._rows(
+            "WITH wanted AS (SELECT unnest(?::VARCHAR[]) AS p, unnest(?::VARCHAR[]) AS r) "
+            f"SELECT {columns} FROM ref_logps AS c "
+            f"JOIN wanted ON c.prompt_hash = wanted.p AND c.response_hash = wanted.r WHERE {where}",
+            [[p for p, _ in wanted], [r for _, r in wanted], *params],
+        )
 
     def put_ref_logps(self, key: RefKey, rows: Iterable[tuple[str, str, float]]) -> int:
         """Store (prompt_hash, response_hash, logp) rows under `key`; existing entries are kept. Returns new rows."""
@@ -281,13 +257,9 @@ class TrainQueries:
 
     def count_ref_logps(self, model_fingerprint: str | None = None) -> int:
         """Cached reference log-probs, optionally of one model."""
-        row = (
-            self.cursor()
-            .execute(
-                "SELECT count(*) FROM ref_logps WHERE ? IS NULL OR model_fingerprint = ?",
-                [model_fingerprint, model_fingerprint],
-            )
-            .fetchone()
+        row = self._row(
+            "SELECT count(*) FROM ref_logps WHERE ? IS NULL OR model_fingerprint = ?",
+            [model_fingerprint, model_fingerprint],
         )
         return int(row[0])
 
@@ -302,7 +274,7 @@ def _run_update(
 ) -> Callable[[duckdb.DuckDBPyConnection], None]:
     """The UPDATE of a run's given fields, to run inside a write."""
     if status is not None:
-        _check("run status", status, RUN_STATUSES)
+        check("run status", status, RUN_STATUSES)
     sets, args = status_update_sets(
         (("status", status), ("adapter_path", adapter_path), ("error", error)),
         status=status,
@@ -318,8 +290,3 @@ def _run_update(
             cur.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", [*args, run_id])
 
     return update
-
-
-def _check(what: str, value: object, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise StoreError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")

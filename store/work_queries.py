@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 
-from errors import StoreError
-
-from .rows import PromptRow, dumps, loads, status_update_sets
-
-T = TypeVar("T")
+from .base import QueryMixin, check, limit_param
+from .rows import PromptRow, StoredRow, dumps, loads, status_update_sets
 
 JOB_KINDS = ("generate", "judge", "judge_batch", "train", "eval")
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
-class JobRow:
+class JobRow(StoredRow):
     """A background job and how far it got."""
 
     id: int
@@ -35,14 +32,9 @@ class JobRow:
     started_at: datetime | None
     ended_at: datetime | None
 
+    TABLE = "jobs"
     COLUMNS = "id, kind, params, status, progress, total, error, result, created_at, started_at, ended_at"
-
-    @classmethod
-    def from_row(cls, row: tuple) -> JobRow:
-        values = list(row)
-        values[2] = loads(values[2]) or {}
-        values[7] = loads(values[7])
-        return cls(*values)
+    JSON = {"params": dict, "result": None}
 
     @property
     def active(self) -> bool:
@@ -77,7 +69,7 @@ class PairView:
 
 
 @dataclass(frozen=True)
-class VerdictRow:
+class VerdictRow(StoredRow):
     """One judge verdict in one presentation order; winner names gen_a/gen_b."""
 
     pair_id: int
@@ -91,19 +83,21 @@ class VerdictRow:
     usage: dict | None
     batch_id: str | None = None
 
+    TABLE = "judge_verdicts"
+    COLUMNS = (
+        "pair_id, judge, model, rubric_hash, position_order, winner, rationale, confidence, usage, batch_id"
+    )
+    JSON = {"usage": None}
 
-class WorkQueries:
-    """Jobs, generation cells, pairs, verdicts; relies on `cursor()` and `write()` from `Store`."""
 
-    cursor: Callable[[], duckdb.DuckDBPyConnection]
-    write: Callable[..., Any]
+class WorkQueries(QueryMixin):
+    """Jobs, generation cells, pairs and verdicts."""
 
     # -- jobs ---------------------------------------------------------------------------------
 
     def create_job(self, kind: str, params: dict, *, total: int | None = None) -> int:
         """Queue a job and return its id."""
-        if kind not in JOB_KINDS:
-            raise StoreError(f"job kind must be one of {', '.join(JOB_KINDS)}; got {kind!r}")
+        check("job kind", kind, JOB_KINDS)
         return self.write(
             lambda cur: int(
                 cur.execute(
@@ -124,8 +118,8 @@ class WorkQueries:
         result: dict | None = None,
     ) -> None:
         """Set the given fields; entering 'running' stamps started_at, a final status ended_at."""
-        if status is not None and status not in JOB_STATUSES:
-            raise StoreError(f"job status must be one of {', '.join(JOB_STATUSES)}; got {status!r}")
+        if status is not None:
+            check("job status", status, JOB_STATUSES)
         sets, args = status_update_sets(
             (("status", status), ("progress", progress), ("total", total), ("error", error)),
             status=status,
@@ -140,30 +134,18 @@ class WorkQueries:
         )
 
     def get_job(self, job_id: int) -> JobRow | None:
-        row = self.cursor().execute(f"SELECT {JobRow.COLUMNS} FROM jobs WHERE id = ?", [job_id]).fetchone()
-        return None if row is None else JobRow.from_row(row)
+        return JobRow.fetch_one(self.cursor(), "WHERE id = ?", [job_id])
 
     def latest_job(self, kind: str) -> JobRow | None:
         """The newest job of a kind."""
-        row = (
-            self.cursor()
-            .execute(f"SELECT {JobRow.COLUMNS} FROM jobs WHERE kind = ? ORDER BY id DESC LIMIT 1", [kind])
-            .fetchone()
-        )
-        return None if row is None else JobRow.from_row(row)
+        return JobRow.fetch_one(self.cursor(), "WHERE kind = ? ORDER BY id DESC LIMIT 1", [kind])
 
     def jobs_with_status(self, kind: str, statuses: Sequence[str]) -> list[JobRow]:
         """Jobs of a kind in any of the statuses, oldest first."""
         marks = ", ".join("?" for _ in statuses)
-        rows = (
-            self.cursor()
-            .execute(
-                f"SELECT {JobRow.COLUMNS} FROM jobs WHERE kind = ? AND status IN ({marks}) ORDER BY id",
-                [kind, *statuses],
-            )
-            .fetchall()
+        return JobRow.fetch_all(
+            self.cursor(), f"WHERE kind = ? AND status IN ({marks}) ORDER BY id", [kind, *statuses]
         )
-        return [JobRow.from_row(r) for r in rows]
 
     def mark_interrupted(self) -> dict[str, int]:
         """On open: runs and non-generate jobs left queued/running belong to a process that died; fail them.
@@ -199,28 +181,20 @@ class WorkQueries:
 
     def list_prompts(self, *, split: str | None = None, limit: int | None = None) -> list[PromptRow]:
         """Prompts in insertion order, optionally of one split and capped."""
-        rows = (
-            self.cursor()
-            .execute(
-                f"SELECT {PromptRow.COLUMNS} FROM prompts WHERE ? IS NULL OR split = ? ORDER BY id LIMIT ?",
-                [split, split, limit if limit is not None else 2**62],
-            )
-            .fetchall()
+        return PromptRow.fetch_all(
+            self.cursor(),
+            "WHERE ? IS NULL OR split = ? ORDER BY id LIMIT ?",
+            [split, split, limit_param(limit)],
         )
-        return [PromptRow.from_row(r) for r in rows]
 
     def done_cells(self, model_id: int, prompt_ids: Sequence[int]) -> dict[tuple[int, str], int]:
         """(prompt_id, cell) -> generation id for the cells of these prompts already generated."""
         if not prompt_ids:
             return {}
-        rows = (
-            self.cursor()
-            .execute(
-                "SELECT prompt_id, cell, min(id) FROM generations "
-                "WHERE model_id = ? AND cell IS NOT NULL AND list_contains(?, prompt_id) GROUP BY ALL",
-                [model_id, list(prompt_ids)],
-            )
-            .fetchall()
+        rows = self._rows(
+            "SELECT prompt_id, cell, min(id) FROM generations "
+            "WHERE model_id = ? AND cell IS NOT NULL AND list_contains(?, prompt_id) GROUP BY ALL",
+            [model_id, list(prompt_ids)],
         )
         return {(int(p), c): int(g) for p, c, g in rows}
 
@@ -249,10 +223,8 @@ class WorkQueries:
 
     def generation_texts(self, ids: Sequence[int]) -> dict[int, str]:
         """id -> text of these generations."""
-        rows = self.cursor().execute(
-            "SELECT id, text FROM generations WHERE list_contains(?, id)", [list(ids)]
-        )
-        return {int(i): t for i, t in rows.fetchall()}
+        rows = self._rows("SELECT id, text FROM generations WHERE list_contains(?, id)", [list(ids)])
+        return {int(i): t for i, t in rows}
 
     def add_pair_if_new(self, prompt_id: int, gen_a: int, gen_b: int) -> int | None:
         """Pair two responses unless that pair (in either order) exists; returns the new id or None."""
@@ -274,14 +246,10 @@ class WorkQueries:
 
     def generation_stats(self, model_id: int) -> dict[str, float]:
         """Tokens, seconds and count of a variant's stored generations (for tok/s reports)."""
-        n, tokens, seconds = (
-            self.cursor()
-            .execute(
-                "SELECT count(*), coalesce(sum(n_tokens), 0), coalesce(sum(seconds), 0) "
-                "FROM generations WHERE model_id = ?",
-                [model_id],
-            )
-            .fetchone()
+        n, tokens, seconds = self._row(
+            "SELECT count(*), coalesce(sum(n_tokens), 0), coalesce(sum(seconds), 0) "
+            "FROM generations WHERE model_id = ?",
+            [model_id],
         )
         return {"generations": int(n), "tokens": int(tokens), "seconds": float(seconds)}
 
@@ -289,15 +257,11 @@ class WorkQueries:
 
     def get_pair_view(self, pair_id: int) -> PairView | None:
         """The pair with its prompt and both texts."""
-        row = (
-            self.cursor()
-            .execute(
-                "SELECT p.id, p.prompt_id, pr.messages, pr.gold, p.gen_a, p.gen_b, ga.text, gb.text "
-                "FROM pairs p JOIN prompts pr ON pr.id = p.prompt_id "
-                "JOIN generations ga ON ga.id = p.gen_a JOIN generations gb ON gb.id = p.gen_b WHERE p.id = ?",
-                [pair_id],
-            )
-            .fetchone()
+        row = self._row(
+            "SELECT p.id, p.prompt_id, pr.messages, pr.gold, p.gen_a, p.gen_b, ga.text, gb.text "
+            "FROM pairs p JOIN prompts pr ON pr.id = p.prompt_id "
+            "JOIN generations ga ON ga.id = p.gen_a JOIN generations gb ON gb.id = p.gen_b WHERE p.id = ?",
+            [pair_id],
         )
         if row is None:
             return None
@@ -309,27 +273,19 @@ class WorkQueries:
         self, judge: str, model: str | None, rubric_hash: str, *, limit: int | None = None
     ) -> list[int]:
         """Ids of pairs with no verdict yet from this judge, model and rubric, oldest first."""
-        rows = (
-            self.cursor()
-            .execute(
-                "SELECT p.id FROM pairs p WHERE NOT EXISTS (SELECT 1 FROM judge_verdicts v WHERE v.pair_id = p.id "
-                "AND v.judge = ? AND v.model IS NOT DISTINCT FROM ? AND v.rubric_hash = ?) ORDER BY p.id LIMIT ?",
-                [judge, model, rubric_hash, limit if limit is not None else 2**62],
-            )
-            .fetchall()
+        rows = self._rows(
+            "SELECT p.id FROM pairs p WHERE NOT EXISTS (SELECT 1 FROM judge_verdicts v WHERE v.pair_id = p.id "
+            "AND v.judge = ? AND v.model IS NOT DISTINCT FROM ? AND v.rubric_hash = ?) ORDER BY p.id LIMIT ?",
+            [judge, model, rubric_hash, limit_param(limit)],
         )
         return [int(r[0]) for r in rows]
 
     def pairs_with_verdict(self, judge: str, model: str | None, rubric_hash: str) -> list[int]:
         """Ids of pairs this judge, model and rubric has judged, oldest first."""
-        rows = (
-            self.cursor()
-            .execute(
-                "SELECT DISTINCT pair_id FROM judge_verdicts WHERE judge = ? AND model IS NOT DISTINCT FROM ? "
-                "AND rubric_hash = ? ORDER BY pair_id",
-                [judge, model, rubric_hash],
-            )
-            .fetchall()
+        rows = self._rows(
+            "SELECT DISTINCT pair_id FROM judge_verdicts WHERE judge = ? AND model IS NOT DISTINCT FROM ? "
+            "AND rubric_hash = ? ORDER BY pair_id",
+            [judge, model, rubric_hash],
         )
         return [int(r[0]) for r in rows]
 
@@ -361,20 +317,9 @@ class WorkQueries:
         self, pair_id: int, judge: str, model: str | None, rubric_hash: str
     ) -> list[VerdictRow]:
         """The latest verdict per order for a pair from this judge, model and rubric."""
-        rows = (
-            self.cursor()
-            .execute(
-                "SELECT pair_id, judge, model, rubric_hash, position_order, winner, rationale, confidence, usage, "
-                "batch_id FROM judge_verdicts WHERE pair_id = ? AND judge = ? AND model IS NOT DISTINCT FROM ? "
-                "AND rubric_hash = ? QUALIFY row_number() OVER (PARTITION BY position_order ORDER BY id DESC) = 1 "
-                "ORDER BY position_order",
-                [pair_id, judge, model, rubric_hash],
-            )
-            .fetchall()
+        return VerdictRow.fetch_all(
+            self.cursor(),
+            "WHERE pair_id = ? AND judge = ? AND model IS NOT DISTINCT FROM ? AND rubric_hash = ? "
+            "QUALIFY row_number() OVER (PARTITION BY position_order ORDER BY id DESC) = 1 ORDER BY position_order",
+            [pair_id, judge, model, rubric_hash],
         )
-        out = []
-        for r in rows:
-            values = list(r)
-            values[8] = loads(values[8])
-            out.append(VerdictRow(*values))
-        return out
