@@ -11,7 +11,7 @@ rambling message), wrapped in one fixed triage instruction, with a gold answer i
 
 Reports are composed from independent building blocks: a scenario per (category, severity) with
 randomly drawn concrete facts (service, region, time zone, numbers, cause, what was already tried),
-rendered by a style template. The gold severity follows ``SEVERITY_RUBRIC`` below: each scenario
+rendered by a style template. The gold severity follows ``SEVERITY_RUBRIC`` (models/judge_rubric.py): each scenario
 states the facts that put it at its level. Everything is driven by one ``random.Random(seed)``;
 ``build(seed)`` is pure and ``main()`` writes ``incidents.jsonl`` and ``severity_rubric.md``.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from random import Random
@@ -36,92 +37,13 @@ HERE = Path(__file__).resolve().parent
 OUT_PATH = HERE / "incidents.jsonl"
 RUBRIC_PATH = HERE / "severity_rubric.md"
 
-INSTRUCTION = "Triage this incident report. Answer with the severity (SEV1–SEV4), a one-sentence summary and next steps."
-
-SEVERITY_RUBRIC = """\
-SEV1 (critical): any of
-  - a customer-facing critical path (login/auth, checkout, payments, ordering, bookings, the public
-    API, money movement) is fully down or failing for most users;
-  - confirmed loss or corruption of customer or financial data (deleted records, wrong balances,
-    duplicate charges);
-  - an active security breach (confirmed unauthorized access, data exfiltration, stolen credentials
-    in use, accounts being taken over);
-  - revenue has stopped.
-SEV2 (major): any of
-  - a partial outage or major degradation hitting a significant subset of users (roughly 5% or more
-    of users or requests, a whole region, a whole platform such as one mobile app, or a key feature);
-  - severe latency on a critical path (multi-second responses, a share of requests timing out);
-  - an exploitable security vulnerability exposed to attackers, with no evidence of exploitation;
-  - wrong or stale data shown to many customers;
-  - a problem that will become SEV1 within hours unless someone acts now.
-SEV3 (minor): any of
-  - minor degradation, or a problem limited to a few customers (well under 5%);
-  - a non-critical feature or internal tooling broken, especially when a workaround exists;
-  - an imminent risk with no user impact yet that needs action within days (certificate expiring
-    in days with renewal failing, disk projected full, runaway cloud spend).
-SEV4 (low): no user impact at all:
-  - cosmetic issues, informational notices and reminders, vendor announcements;
-  - false-positive or self-resolved pages, alerts caused by monitoring itself;
-  - problems confined to staging, test or CI environments.
-Tie-break: pick the highest level that any stated fact justifies. A workaround lowers the level
-only when affected users can actually use it; already-mitigated incidents are rated by the impact
-they had."""
-
-JUDGE_RUBRIC_MD = f"""\
-# Incident triage: judging rubric
-
-You compare two answers (A and B) to the same incident report. The task given to the model was:
-
-> {INSTRUCTION}
-
-Prefer the answer that is better on the criteria below, in this order of importance.
-
-## 1. Format conformance
-
-The expected answer is exactly:
-
-```
-Severity: SEV<1-4>
-Summary: <one sentence ending with a period>
-Next steps:
-- <bullet>
-- <bullet>
-```
-
-with 2 to 4 bullets and nothing else (no preamble, no headings, no closing remarks). An answer
-that breaks the format (missing line, several sentences in the summary, prose instead of bullets,
-extra text) loses to one that keeps it, unless the conforming answer is badly wrong on severity.
-
-## 2. Severity correctness
-
-Rate the report yourself with the scale below, then prefer the answer whose severity matches.
-If neither matches, prefer the one that is off by fewer levels. Under-rating a real SEV1 (calling
-an active breach or a full checkout outage minor) is worse than over-rating by one level.
-
-```
-{SEVERITY_RUBRIC}
-```
-
-## 3. Summary faithfulness
-
-The summary must state what is broken, where (the service, and the region or platform when the
-report gives one) and the impact, using only facts from the report. Penalize invented numbers,
-causes or services, and summaries that contradict the report (for example calling a false-positive
-page an outage).
-
-## 4. Concrete next steps
-
-Good bullets are specific and actionable: they name the service, the action (roll back a named
-version, fail over a region, revoke a key, page a named team, post a status update) and fit the
-report's facts, including what was already tried. Generic advice ("investigate the issue",
-"monitor the situation") is worse than a specific action.
-
-## 5. Brevity
-
-Between two otherwise equal answers, prefer the shorter, plainer one. Length is never a merit in
-itself.
-"""
-
+# The task wording, the severity scale and the judge's rubric have one copy, in models/judge_rubric.py: the
+# judge ships with the package, this script does not. The repository root goes on the path for the direct run.
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
+from models.judge_rubric import DEFAULT_RUBRIC as JUDGE_RUBRIC_MD  # noqa: E402
+from models.judge_rubric import SEVERITY_SCALE as SEVERITY_RUBRIC  # noqa: E402, F401 - the gold follows it
+from models.judge_rubric import TRIAGE_INSTRUCTION as INSTRUCTION  # noqa: E402
 
 # --------------------------------------------------------------------------------------------
 # Building blocks

@@ -268,6 +268,13 @@ def test_default_rubric_comes_from_the_data_file_when_present(monkeypatch, tmp_p
     assert judge.rubric_hash == rubric_hash("# Shipped rubric\nPrefer SEV accuracy.\n")
 
 
+def test_the_built_in_rubric_is_the_shipped_one():
+    # Without data/ (an installed package) the judge falls back to DEFAULT_RUBRIC: it must send the same text.
+    shipped = judge_rubric.RUBRIC_PATH.read_text(encoding="utf-8")
+    assert DEFAULT_RUBRIC == shipped == judge_rubric.default_rubric()
+    assert judge_rubric.TRIAGE_INSTRUCTION in shipped and judge_rubric.SEVERITY_SCALE in shipped
+
+
 def test_load_rubric_errors_name_the_path(tmp_path):
     with pytest.raises(JudgeError, match=r"cannot read rubric file .*nope\.md"):
         load_rubric(str(tmp_path / "nope.md"))
