@@ -19,19 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from collections import defaultdict
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,14 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-PAIR_RE = re.compile(r"pair #(\d+)")
-SIDES = ("a", "b", "tie", "both_bad")
-SIDE_WEIGHTS = (0.4, 0.4, 0.1, 0.1)
-CALL_TIMEOUT_S = 30.0
-TARGET_P99_MS = 150.0
-# An arena vote without a battle: its handler returns at once; same concurrency limit (16) as the vote events.
-NOOP_API = "/arena_vote_left"
+from bench import report as fmt  # noqa: E402 - after the path, so `python bench/annotators.py` works too
+from bench.annotators_drive import Phase, call, client, measure  # noqa: E402
+from bench.servers import ServerFailed, launch_serve  # noqa: E402
 
+TARGET_P99_MS = 150.0
 
 # -- set-up ------------------------------------------------------------------------------------
 
@@ -119,206 +109,6 @@ def cached_default_model(cache: Path) -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve(home: Path, log_path: Path, startup_timeout: float = 180):
-    """`launch.py serve` on a free loopback port; yields (url, process)."""
-    port = free_port()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "launch.py"), "--home", str(home), "serve", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            env=server_env(),
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + startup_timeout
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited with {proc.returncode}; see {log_path}")
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"server did not start in {startup_timeout} s; see {log_path}") from None
-                time.sleep(0.3)
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def client(url: str):
-    from gradio_client import Client
-
-    return Client(url, verbose=False, analytics_enabled=False, download_files=False)
-
-
-# -- driving -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Phase:
-    """What one phase measured, client side."""
-
-    name: str
-    annotators: int
-    seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)  # vote -> next pair, seconds
-    baseline: list[float] = field(default_factory=list)  # no-op event, seconds
-    baseline_rejected: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    acked: list[tuple[str, int]] = field(default_factory=list)  # (annotator, pair voted on)
-    shown: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
-    exhausted: int = 0
-    server_cpu: float = float("nan")  # the serving process's CPU seconds per wall second while voting
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _pair_of(result) -> int | None:
-    match = PAIR_RE.search(str(result[0])) if isinstance(result, tuple | list) and result else None
-    return int(match.group(1)) if match else None
-
-
-def _call(c, *args, api_name: str):
-    return c.submit(*args, api_name=api_name).result(timeout=CALL_TIMEOUT_S)
-
-
-def annotator_loop(
-    url: str, name: str, seconds: float, phase: Phase, start: threading.Barrier, seed: int
-) -> None:
-    """One annotator: load the page's first pair, then vote until the phase ends."""
-    rng = random.Random(seed)
-    try:
-        c = client(url)
-        current = _pair_of(_call(c, name, False, api_name="/next_pair"))
-    except Exception as exc:  # noqa: BLE001 - every failure is counted, none stops the bench
-        with phase.lock:
-            phase.errors.append(f"{name} load: {type(exc).__name__}: {str(exc)[:120]}")
-        start.abort()
-        return
-    if current is not None:
-        with phase.lock:
-            phase.shown[current].add(name)
-    try:
-        start.wait(timeout=120)
-    except threading.BrokenBarrierError:
-        return
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline and current is not None:
-            side = rng.choices(SIDES, SIDE_WEIGHTS)[0]
-            began = time.perf_counter()
-            try:
-                result = _call(c, name, False, "", "", api_name=f"/vote_{side}")
-            except Exception as exc:  # noqa: BLE001
-                with phase.lock:
-                    phase.errors.append(f"{name} vote: {type(exc).__name__}: {str(exc)[:120]}")
-                # The server's state is unknown after an error: ask for the pair it holds for us.
-                current = _pair_of(_call(c, name, False, api_name="/next_pair"))
-                continue
-            took = time.perf_counter() - began
-            nxt = _pair_of(result)
-            with phase.lock:
-                phase.latencies.append(took)
-                phase.acked.append((name, current))
-                if nxt is None:
-                    phase.exhausted += 1
-                elif nxt == current:
-                    phase.errors.append(f"{name}: pair #{current} shown again after the vote")
-                else:
-                    phase.shown[nxt].add(name)
-            current = nxt
-    finally:
-        c.close()
-
-
-def noop_loop(url: str, seconds: float, out: list[float], failed: list[str], lock: threading.Lock) -> None:
-    """The baseline: an event whose handler returns at once, through the same queue, client and concurrency."""
-    from gradio_client.exceptions import AppError
-
-    c = client(url)
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline:
-            began = time.perf_counter()
-            try:
-                _call(c, "noop", api_name=NOOP_API)
-            except AppError as exc:
-                # Gradio 6 rejects the handler's empty dict after it returned (see bench/README.md); the round
-                # trip is complete all the same, so it still times the queue. Counted apart from the errors.
-                with lock:
-                    failed.append(str(exc)[:80])
-            except Exception as exc:  # noqa: BLE001
-                with lock:
-                    failed.append(f"{type(exc).__name__}: {str(exc)[:80]}")
-                continue
-            with lock:
-                out.append(time.perf_counter() - began)
-    finally:
-        c.close()
-
-
-def run_threads(targets: list[tuple], join_timeout: float) -> None:
-    threads = [threading.Thread(target=fn, args=args, daemon=True) for fn, *args in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(join_timeout)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def measure(url: str, pid: int, phase: Phase, seconds: float, baseline_seconds: float) -> None:
-    """The no-op baseline with N concurrent clients, then N annotators voting for `seconds`."""
-    lock = threading.Lock()
-    run_threads(
-        [
-            (noop_loop, url, baseline_seconds, phase.baseline, phase.baseline_rejected, lock)
-            for _ in range(phase.annotators)
-        ],
-        baseline_seconds + CALL_TIMEOUT_S + 30,
-    )
-    start = threading.Barrier(phase.annotators)
-    began, cpu = time.monotonic(), cpu_seconds(pid)
-    run_threads(
-        [
-            (annotator_loop, url, f"{phase.name}-{i}", seconds, phase, start, 1000 * i + len(phase.name))
-            for i in range(phase.annotators)
-        ],
-        seconds + 2 * CALL_TIMEOUT_S + 150,
-    )
-    phase.seconds = time.monotonic() - began
-    phase.server_cpu = (cpu_seconds(pid) - cpu) / phase.seconds
-
-
-# -- checking ----------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    """The q-quantile (nearest rank) in milliseconds; nan when empty."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return 1000 * ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
-
-
 def check_store(home: Path, phases: list[Phase]) -> dict[str, dict]:
     """Per phase: acknowledged votes without a stored label (lost), doubled labels, pairs labelled twice."""
     from store import Store
@@ -386,67 +176,54 @@ def handler_profile(home: Path, votes: int = 40) -> dict[str, float]:
             screen = nxt
     finally:
         ctx.store.close()
-    return {"vote": pct(vote, 0.5), "counts": pct(counts, 0.5), "n": len(vote)}
+    return {"vote": fmt.pct(vote, 0.5), "counts": fmt.pct(counts, 0.5), "n": len(vote)}
 
 
-# -- report ------------------------------------------------------------------------------------
-
-
-def table(phases: list[Phase], stored: dict[str, dict]) -> str:
-    head = (
-        "| phase | annotators | votes | votes/s | p50 ms | p99 ms | max ms | no-op p50 / p99 ms | "
-        "p99 / no-op p99 | server CPU | errors | pairs shown to 2+ | pairs labelled by 2+ | acknowledged | stored | "
-        "lost |"
-    )
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for ph in phases:
-        s = stored.get(ph.name, {})
-        shown_twice = sum(1 for names in ph.shown.values() if len(names) > 1)
-        p99, base99 = pct(ph.latencies, 0.99), pct(ph.baseline, 0.99)
-        lines.append(
-            f"| {ph.name} | {ph.annotators} | {len(ph.latencies)} | {len(ph.latencies) / max(ph.seconds, 1e-9):.1f} | "
-            f"{pct(ph.latencies, 0.5):.0f} | {p99:.0f} | {max(ph.latencies, default=0) * 1000:.0f} | "
-            f"{pct(ph.baseline, 0.5):.0f} / {base99:.0f} | {p99 / base99:.1f}x | {ph.server_cpu:.0%} | "
-            f"{len(ph.errors)} | {shown_twice} | "
-            f"{s.get('pairs_two_annotators', '?')} | {len(ph.acked)} | {s.get('stored', '?')} | "
-            f"{s.get('lost', '?')} (+{s.get('doubled', '?')} doubled) |"
-        )
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    load_before = os.getloadavg()
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--annotators", type=int, default=8, help="concurrent simulated annotators (default 8)")
-    ap.add_argument("--seconds", type=float, default=20, help="voting time per phase (default 20)")
-    ap.add_argument(
-        "--pairs",
-        type=int,
-        default=1200,
-        help="pairs seeded (default 1200: more than 2 phases of 8 can label)",
-    )
-    ap.add_argument(
-        "--baseline-seconds", type=float, default=5, help="no-op baseline time per phase (default 5)"
-    )
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "preflab" / "bench-models"
+    for flag, kind, default, text in (
+        ("--annotators", int, 8, "concurrent simulated annotators (default 8)"),
+        ("--seconds", float, 20, "voting time per phase (default 20)"),
+        ("--pairs", int, 1200, "pairs seeded (default 1200: more than 2 phases of 8 can label)"),
+        ("--baseline-seconds", float, 5, "no-op baseline time per phase (default 5)"),
+        ("--gen-warmup", float, 15, "seconds between starting the generation job and measuring (model load; default 15)"),
+        ("--model-cache", Path, cache, "where the default model is converted once (default ~/.cache/preflab/bench-models)"),
+        ("--results", Path, None, "append the table and the command to this markdown file"),
+    ):  # fmt: skip
+        ap.add_argument(flag, type=kind, default=default, help=text)
     ap.add_argument("--no-generation", action="store_true", help="skip the phase with a generation job")
-    ap.add_argument(
-        "--gen-warmup",
-        type=float,
-        default=15,
-        help="seconds between starting the generation job and measuring (model load; default 15)",
-    )
-    ap.add_argument(
-        "--model-cache",
-        type=Path,
-        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "preflab" / "bench-models",
-        help="where the default model is converted once (default ~/.cache/preflab/bench-models)",
-    )
-    ap.add_argument("--results", type=Path, help="append the table and the command to this markdown file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary home (its path is printed)")
     args = ap.parse_args(argv)
     if args.annotators < 1 or args.seconds <= 0 or args.pairs < 1:
         ap.error("--annotators, --seconds and --pairs must be positive")
+    return args
 
+
+def run_phases(args, home: Path, work: Path) -> list[Phase]:
+    """The idle phase, then (unless --no-generation) the phase with a generation job, on one server."""
+    phases = [Phase("idle", args.annotators)]
+    try:
+        with launch_serve(home, work, timeout=180, env=server_env()) as (url, proc):
+            measure(url, proc.pid, phases[0], args.seconds, args.baseline_seconds)
+            print(f"idle: {len(phases[0].latencies)} votes", flush=True)
+            if not args.no_generation:
+                starter = client(url)
+                status = call(starter, api_name="/generate")
+                starter.close()
+                print(f"generation: {status}", flush=True)
+                time.sleep(args.gen_warmup)
+                phases.append(Phase("generating", args.annotators))
+                measure(url, proc.pid, phases[1], args.seconds, args.baseline_seconds)
+                print(f"generating: {len(phases[1].latencies)} votes", flush=True)
+    except ServerFailed as exc:
+        raise SystemExit(str(exc)) from None
+    return phases
+
+
+def main(argv: list[str] | None = None) -> int:
+    load_before = os.getloadavg()
+    args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="preflab-bench-annotators-"))
     home = work / "home"
     try:
@@ -457,20 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             model_dir = cached_default_model(args.model_cache)
             cli(home, "models", "add", "sft", "--base", str(model_dir), "--kind", "sft")
         print(f"set-up {time.monotonic() - t0:.1f} s: {args.pairs} pairs; {judged}", flush=True)
-
-        phases = [Phase("idle", args.annotators)]
-        with serve(home, work / "serve.log") as (url, proc):
-            measure(url, proc.pid, phases[0], args.seconds, args.baseline_seconds)
-            print(f"idle: {len(phases[0].latencies)} votes", flush=True)
-            if not args.no_generation:
-                starter = client(url)
-                status = _call(starter, api_name="/generate")
-                starter.close()
-                print(f"generation: {status}", flush=True)
-                time.sleep(args.gen_warmup)
-                phases.append(Phase("generating", args.annotators))
-                measure(url, proc.pid, phases[1], args.seconds, args.baseline_seconds)
-                print(f"generating: {len(phases[1].latencies)} votes", flush=True)
+        phases = run_phases(args, home, work)
         stored = check_store(home, phases)
         handler = handler_profile(home)
     finally:
@@ -479,46 +243,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    report = table(phases, stored)
-    gen = stored.get("generation")
-    notes = [
-        f"- cores: {os.cpu_count()}, load average (1/5/15 min) at start: {', '.join(f'{x:.1f}' for x in load_before)}"
-        " (the annotator clients run on the same machine as the server)",
-        f"- target: p99 < {TARGET_P99_MS:.0f} ms idle, 0 errors, 0 duplicate assignments, 0 lost votes",
-    ]
-    notes.append(
-        f"- the handler alone (in-process, no HTTP, after the server stopped; {handler['n']} votes): "
-        f"LabelService.vote p50 {handler['vote']:.0f} ms + store.counts() p50 {handler['counts']:.0f} ms "
-        "(the tab needs the counts only for its empty state, not on a vote that shows a pair)"
-    )
-    if gen:
-        notes.append(
-            f"- generating: job {gen['job']} (the default model, in the serving process) wrote {gen['during']} "
-            f"responses while the annotators voted, {gen['total']} in all; server CPU shows the load"
-        )
-    for ph in phases:
-        if ph.baseline_rejected:
-            notes.append(
-                f"- {ph.name}: {len(ph.baseline_rejected)} of {len(ph.baseline)} no-op calls came back as an "
-                f"AppError after the handler returned (Gradio rejects an empty dict return; timed all the same)"
-            )
-        if ph.exhausted:
-            notes.append(f"- {ph.name}: {ph.exhausted} votes found the queue empty (raise --pairs)")
-        for err in ph.errors[:3]:
-            notes.append(f"- {ph.name} error: {err}")
+    report = fmt.annotators_table(phases, stored)
+    notes = fmt.annotators_notes(phases, stored, handler, load_before, TARGET_P99_MS)
     print()
     print(report)
     print("\n".join(notes))
     if args.results:
         command = "python -m bench.annotators " + " ".join(sys.argv[1:] if argv is None else argv)
         when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        section = f"\n### annotators, {when}\n\n`{command}`\n\n{report}\n\n" + "\n".join(notes) + "\n"
-        with open(args.results, "a", encoding="utf-8") as fh:
-            fh.write(section)
+        fmt.append(
+            args.results, f"\n### annotators, {when}\n\n`{command}`\n\n{report}\n\n" + "\n".join(notes) + "\n"
+        )
         print(f"appended to {args.results}")
     idle = phases[0]
     ok = (
-        pct(idle.latencies, 0.99) < TARGET_P99_MS
+        fmt.pct(idle.latencies, 0.99) < TARGET_P99_MS
         and not any(ph.errors for ph in phases)
         and all(
             stored[ph.name]["lost"] == 0

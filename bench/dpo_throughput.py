@@ -29,41 +29,24 @@ against PrefLab's one cold fill plus three warm runs, end to end.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
-import platform
-import shlex
-import statistics
 import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from bench import report as fmt  # noqa: E402 - after the path, so `python bench/dpo_throughput.py` works too
+from bench.dpo_arms import ARMS, Bench, Timing, make_config  # noqa: E402
+from bench.servers import offline_defaults  # noqa: E402
 
-ARMS = ("trl-default", "trl-precompute", "preflab-cold", "preflab-warm")
-BASELINE = "trl-default"
+offline_defaults()
 WRONG_SEVERITY = {"SEV1": "SEV4", "SEV2": "SEV4", "SEV3": "SEV1", "SEV4": "SEV1"}
-
-
-@dataclass
-class Timing:
-    """One timed training run of an arm."""
-
-    seconds: float
-    setup: float  # reference fill or precompute, tokenization, LoRA wrapping: everything before train()
-    ref_forwards: int
-    cpu: float = 0.0  # process CPU seconds, all threads: less sensitive than wall time to other jobs' load
-    losses: list[float] = field(default_factory=list)
 
 
 def parse_args(argv=None):
@@ -165,158 +148,6 @@ def load_reference(args, workdir: Path):
     return local, triples(args.pairs, seed=args.seed)
 
 
-def snapshot_rows(data) -> list[dict]:
-    """Rows shaped like a run snapshot (prompt/response hashes are the cache keys)."""
-    from train.snapshot import triple_columns
-
-    return [triple_columns(prompt, chosen, rejected) for prompt, chosen, rejected in data]
-
-
-def make_config(args, beta: float, output_dir: Path, steps: int | None = None, batch: int | None = None):
-    """PrefLab's DPO config for every arm (the TRL arms set precompute_ref_log_probs on theirs)."""
-    from train.config import build_config
-
-    return build_config(
-        {
-            "beta": beta,
-            "max_steps": steps or args.steps,
-            "per_device_train_batch_size": batch or args.batch,
-            "gradient_accumulation_steps": 1,
-            "seed": args.seed,
-            "eval_strategy": "no",
-            "kl_every": 0,
-            "report_to": "none",
-            "save_strategy": "no",
-            "logging_steps": 1,
-            "disable_tqdm": True,
-            "dataloader_num_workers": 0,
-            "output_dir": str(output_dir),
-        }
-    )
-
-
-# -- one timed run -------------------------------------------------------------------------------------------
-
-
-class RefForwardCounter:
-    """Counts no-grad backbone forwards (reference forwards here: no eval, no KL) with a hook on the model."""
-
-    def __init__(self, *causal_lms):
-        import torch
-
-        self.count = 0
-        self._torch = torch
-        self._handles = [m.model.register_forward_hook(self._hook) for m in causal_lms]
-
-    def _hook(self, module, args, output):
-        if not self._torch.is_grad_enabled():
-            self.count += 1
-
-    def close(self) -> int:
-        for h in self._handles:
-            h.remove()
-        return self.count
-
-
-class Bench:
-    """The SFT variant, its triples, and a fresh policy copy per run."""
-
-    def __init__(self, args, local, data, workdir: Path):
-        from train.dpo_trainer import check_trl_path
-
-        check_trl_path()
-        self.args, self.local, self.workdir = args, local, workdir
-        self.rows = snapshot_rows(data)
-        self.trained_pairs = args.steps * args.batch
-        self._runs = 0
-        self.store = None
-        self.small = False  # the untimed warm-up: one pair, one step
-
-    def _fresh(self, beta: float):
-        """(policy weights copy, config) for one run; outside the timed region."""
-        import transformers
-
-        self._runs += 1
-        small = 1 if self.small else None
-        cfg = make_config(self.args, beta, self.workdir / f"out{self._runs}", small, small)
-        transformers.set_seed(self.args.seed)
-        return copy.deepcopy(self.local.model), cfg, [dict(r) for r in self.rows[: small or len(self.rows)]]
-
-    def new_store(self):
-        """An empty DuckDB store: the next PrefLab run is cold."""
-        from store import Store
-
-        if self.store is not None:
-            self.store.close()
-        self._runs += 1
-        self.store = Store.open(self.workdir / f"store{self._runs}.duckdb")
-
-    def trl(self, beta: float, *, precompute: bool) -> Timing:
-        from trl import DPOTrainer
-
-        from train.worker import to_dataset
-
-        policy, cfg, rows = self._fresh(beta)
-        # Set after construction: PrefLab's config refuses False in __post_init__.
-        cfg.precompute_ref_log_probs = precompute
-        counter = RefForwardCounter(policy)
-        started, cpu = time.perf_counter(), time.process_time()
-        dataset = to_dataset(rows, with_ref=False)
-        return self._train(DPOTrainer, policy, cfg, dataset, counter, started, cpu)
-
-    def preflab(self, beta: float) -> Timing:
-        """One PrefLab run: fill reference log-probs from the store (scoring misses), then train on them."""
-        from train.dpo_trainer import cached_ref_trainer_class
-        from train.refcache import fill_ref_logps
-        from train.worker import to_dataset
-
-        policy, cfg, rows = self._fresh(beta)
-        # A new run re-hashes the weights (the worker does too): count that every time.
-        self.local._fingerprint = None
-        counter = RefForwardCounter(policy, self.local.model)
-        started, cpu = time.perf_counter(), time.process_time()
-        fill_ref_logps(
-            self.store,
-            self.local,
-            rows,
-            max_length=cfg.max_length,
-            truncation_mode=cfg.truncation_mode,
-            batch_size=cfg.precompute_ref_batch_size or 8,  # what train.service passes
-        )
-        dataset = to_dataset(rows)
-        return self._train(cached_ref_trainer_class(), policy, cfg, dataset, counter, started, cpu)
-
-    def _train(self, trainer_class, policy, cfg, dataset, counter, started: float, cpu: float) -> Timing:
-        """Build the trainer (setup ends here), train, and time both from `started`."""
-        from train.worker import lora_config
-
-        trainer = trainer_class(
-            model=policy,
-            args=cfg,
-            train_dataset=dataset,
-            processing_class=self.local.tokenizer,
-            peft_config=lora_config(cfg),
-        )
-        _quiet(trainer)
-        setup = time.perf_counter() - started
-        trainer.train()
-        seconds = time.perf_counter() - started
-        cpu = time.process_time() - cpu
-        return Timing(seconds, setup, counter.close(), cpu, _losses(trainer))
-
-
-def _quiet(trainer) -> None:
-    """No per-step printing: it would interleave with the report."""
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-
-
-def _losses(trainer) -> list[float]:
-    return [float(r["loss"]) for r in trainer.state.log_history if "loss" in r and "train_runtime" not in r]
-
-
 # -- the two experiments -------------------------------------------------------------------------------------
 
 
@@ -378,89 +209,6 @@ def run_sweep(bench: Bench, betas: list[float], rounds: int, precompute: bool) -
 # -- report --------------------------------------------------------------------------------------------------
 
 
-def machine_info(args, local, cfg) -> list[str]:
-    import torch
-    import transformers
-    import trl
-
-    params = sum(p.numel() for p in local.model.parameters())
-    return [
-        f"command: python -m bench.dpo_throughput {shlex.join(sys.argv[1:])}".rstrip(),
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), transformers {transformers.__version__}, "
-        f"trl {trl.__version__}, python {platform.python_version()}",
-        f"model: {args.model} ({local.name}, {params / 1e6:.2f}M params, {local.model.dtype}), "
-        f"LoRA r={cfg.lora_r} on {cfg.lora_targets}, lr {cfg.learning_rate}, max_length {cfg.max_length}, "
-        f"{args.pairs} pairs, {args.steps} steps x batch {args.batch} "
-        f"= {args.steps * args.batch} pairs trained per run, seed {args.seed}",
-        f"protocol: {args.rounds} round(s) of the arms, {args.sweep_rounds} sweep(s), "
-        f"warm-up {'on' if args.warmup else 'off'}, TRL precompute in the sweep {'on' if args.sweep_precompute else 'off'}",
-    ]
-
-
-def load_line(when: str) -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {when}: {one:.2f} {five:.2f} {fifteen:.2f}"
-
-
-def arms_table(results: dict[str, list[Timing]], trained_pairs: int, beta: float) -> list[str]:
-    base = statistics.median(t.seconds for t in results[BASELINE])
-    base_losses = results[BASELINE][0].losses
-    lines = [
-        f"arms (beta {beta}; medians of {len(results[BASELINE])} rounds; ratio = trl-default seconds / arm seconds)",
-        "",
-        "| arm | seconds (min-max) | setup s | train s | pairs/s | ratio vs trl-default | cpu s | cpu ratio "
-        "| ref fwd | max dloss vs trl-default |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    base_cpu = statistics.median(t.cpu for t in results[BASELINE])
-    for arm in ARMS:
-        runs = results[arm]
-        seconds = statistics.median(t.seconds for t in runs)
-        setup = statistics.median(t.setup for t in runs)
-        train = statistics.median(t.seconds - t.setup for t in runs)
-        dloss = max(
-            (abs(a - b) for t in runs for a, b in zip(t.losses, base_losses, strict=True)),
-            default=float("nan"),
-        )
-        forwards = sorted({t.ref_forwards for t in runs})
-        cpu = statistics.median(t.cpu for t in runs)
-        spread = f"{min(t.seconds for t in runs):.2f}-{max(t.seconds for t in runs):.2f}"
-        lines.append(
-            f"| {arm} | {seconds:.2f} ({spread}) | {setup:.2f} | {train:.2f} | {trained_pairs / seconds:.3g} | "
-            f"{base / seconds:.2f}x | {cpu:.2f} | {base_cpu / cpu:.2f}x | {'/'.join(map(str, forwards))} | "
-            f"{dloss:.1e} |"
-        )
-    return lines
-
-
-def sweep_table(sweep: dict[str, list[float]], betas: list[float], trained_pairs: int) -> list[str]:
-    forwards = sweep.pop("_ref_forwards")
-    base = statistics.median(sweep["trl-default"])
-    n = len(betas)
-    labels = {
-        "trl-default": f"TRL default x{n}",
-        "trl-precompute": f"TRL precompute x{n}",
-        "preflab": f"PrefLab cached: 1 cold fill + {n} runs",
-    }
-    lines = [
-        f"beta sweep {','.join(map(str, betas))} end to end (medians of {len(sweep['trl-default'])} sweeps)",
-        "",
-        "| sweep | seconds (min-max) | pairs/s | ratio vs TRL default | ref fwd |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for key, label in labels.items():
-        if key not in sweep:
-            continue
-        seconds = statistics.median(sweep[key])
-        spread = f"{min(sweep[key]):.2f}-{max(sweep[key]):.2f}"
-        lines.append(
-            f"| {label} | {seconds:.2f} ({spread}) | {n * trained_pairs / seconds:.3g} | {base / seconds:.2f}x | "
-            f"{forwards[key]} |"
-        )
-    return lines
-
-
 def _progress(message: str) -> None:
     print(f"  .. {message}", file=sys.stderr, flush=True)
 
@@ -483,11 +231,11 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dpo-bench-") as tmp:
         workdir = Path(tmp)
-        load_before = load_line("at start")
+        load_before = fmt.load_line("at start")
         local, data = load_reference(args, workdir)
         bench = Bench(args, local, data, workdir)
         header = [
-            *machine_info(args, local, make_config(args, args.beta_list[0], workdir / "cfg")),
+            *fmt.dpo_machine_info(args, local, make_config(args, args.beta_list[0], workdir / "cfg")),
             load_before,
         ]
         for line in header:
@@ -498,12 +246,12 @@ def main(argv=None) -> int:
         sweep = run_sweep(bench, args.beta_list, args.sweep_rounds, args.sweep_precompute)
         if bench.store is not None:
             bench.store.close()
-        print(load_line("at end"))
+        print(fmt.load_line("at end"))
         print(f"bench wall time: {time.perf_counter() - started:.0f} s (loading included)")
         print()
-        print("\n".join(arms_table(arms, bench.trained_pairs, args.beta_list[0])))
+        print("\n".join(fmt.arms_table(arms, bench.trained_pairs, args.beta_list[0])))
         print()
-        print("\n".join(sweep_table(sweep, args.beta_list, bench.trained_pairs)))
+        print("\n".join(fmt.sweep_table(sweep, args.beta_list, bench.trained_pairs)))
     return 0
 
 

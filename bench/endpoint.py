@@ -20,11 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,74 +51,28 @@ def demo_prompts(n: int) -> list[list[dict]]:
     return [[{"role": "user", "content": r["prompt"]}] for r in rows[:n]]
 
 
-def _free_port() -> int:
-    import socket
+def server_arm(endpoint, concurrency: int, chats, params, seeds, reference) -> tuple:
+    """The same prompts through PrefLab's endpoint client with `concurrency` requests in flight."""
+    from models.endpoint import EndpointModel
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def transformers_serve(model_dir: Path, port: int, log_path: Path, timeout: float = 300):
-    """`transformers serve MODEL_DIR` on the CPU; yields its /v1 URL once a chat completion answers."""
-    exe = Path(sys.executable).with_name("transformers")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
-    for secret in ("ANTHROPIC_API_KEY", "HF_TOKEN", "OPENAI_API_KEY"):
-        env.pop(secret, None)
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [
-                str(exe),
-                "serve",
-                str(model_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--device",
-                "cpu",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    body = json.dumps(
-        {"model": str(model_dir), "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
-    )
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"transformers serve exited:\n{log_path.read_text()[-2000:]}")
-            try:
-                request = urllib.request.Request(
-                    f"{url}/chat/completions",
-                    data=body.encode(),
-                    headers={"content-type": "application/json"},
-                )
-                with urllib.request.urlopen(request, timeout=60):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"transformers serve did not answer:\n{log_path.read_text()[-2000:]}"
-                    ) from None
-                time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    client = EndpointModel(endpoint, concurrency=concurrency, timeout=600)
+    began = time.perf_counter()
+    outcome = client.generate(chats, params, seeds=seeds)
+    seconds = time.perf_counter() - began
+    client.close()
+    if outcome.error is not None:
+        raise SystemExit(f"server arm c{concurrency} failed: {outcome.error}")
+    out = outcome.results
+    latency = sum(g.seconds for g in out) / len(out)
+    matches = sum(g.text == r.text for g, r in zip(out, reference, strict=True))
+    return (f"server c{concurrency}", seconds, sum(g.n_tokens for g in out), latency, matches)
 
 
 def main(argv=None) -> int:
     import torch
 
-    from models.endpoint import Endpoint, EndpointModel
+    from bench.servers import ServerFailed, free_port, transformers_serve
+    from models.endpoint import Endpoint
     from models.gguf_cache import ensure_default_cache
     from models.local import DEFAULT_BASE, SamplingParams, Variant, load_variant
 
@@ -144,21 +95,14 @@ def main(argv=None) -> int:
     rows.append(("in-process", seconds, tokens, None, len(chats)))
     del local
 
-    port = args.port or _free_port()
+    port = args.port or free_port()
     log_path = Path(args.cache_dir) / f"transformers-serve-{port}.log"
-    with transformers_serve(model_dir, port, log_path) as url:
-        for c in args.concurrency:
-            client = EndpointModel(Endpoint(url, str(model_dir)), concurrency=c, timeout=600)
-            began = time.perf_counter()
-            outcome = client.generate(chats, params, seeds=seeds)
-            seconds = time.perf_counter() - began
-            if outcome.error is not None:
-                raise SystemExit(f"server arm c{c} failed: {outcome.error}")
-            out = outcome.results
-            latency = sum(g.seconds for g in out) / len(out)
-            matches = sum(g.text == r.text for g, r in zip(out, reference, strict=True))
-            rows.append((f"server c{c}", seconds, sum(g.n_tokens for g in out), latency, matches))
-            client.close()
+    try:
+        with transformers_serve(model_dir, log_path, port=port) as url:
+            for c in args.concurrency:
+                rows.append(server_arm(Endpoint(url, str(model_dir)), c, chats, params, seeds, reference))
+    except ServerFailed as exc:
+        raise SystemExit(str(exc)) from None
 
     base_tps = rows[0][2] / rows[0][1]
     lines = [

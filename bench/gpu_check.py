@@ -19,31 +19,26 @@ budget) is skipped with a line saying why. The exit status is 1 only when a chec
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import shlex
 import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from bench.gpu_server import serving  # noqa: E402 - after the path, so `python bench/gpu_check.py` works too
+from bench.report import CheckReport as Report  # noqa: E402
+from bench.servers import offline_defaults  # noqa: E402
 
-SERVER_STARTUP = 180.0  # seconds a server gets to answer its first completion
+offline_defaults()
 
 
 def parse_args(argv=None):
@@ -71,35 +66,6 @@ def parse_args(argv=None):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
-
-
-@dataclass
-class Report:
-    """Lines as they happen, the comparison table, and whether any check failed."""
-
-    started: float = field(default_factory=time.monotonic)
-    rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-    def say(self, text: str) -> None:
-        print(f"[{time.monotonic() - self.started:6.1f}s] {text}", flush=True)
-
-    def row(self, check: str, cpu: str = "", gpu: str = "", ratio: str = "", note: str = "") -> None:
-        self.rows.append((check, cpu, gpu, ratio, note))
-
-    def skip(self, check: str, why: str) -> None:
-        self.say(f"SKIP {check}: {why}")
-        self.row(check, note=f"skipped: {why}")
-
-    def fail(self, check: str, why: str) -> None:
-        self.say(f"FAIL {check}: {why}")
-        self.failed.append(check)
-        self.row(check, note=f"FAILED: {why}")
-
-    def table(self) -> str:
-        lines = ["| check | CPU | GPU | GPU/CPU | note |", "| --- | --- | --- | --- | --- |"]
-        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
-        return "\n".join(lines)
 
 
 # -- 1. the device -------------------------------------------------------------------------------------------
@@ -225,6 +191,7 @@ def scoring(args, cpu, gpu, report: Report):
 
 def dpo_steps(args, local, triples, logps, *, on_gpu: bool, workdir: Path) -> tuple[float, list[float]]:
     """Seconds per optimizer step of CachedRefDPOTrainer + LoRA on `local`'s device; and the step losses."""
+    from bench.dpo_arms import QUIET_RUN
     from train.config import build_config
     from train.dpo_trainer import cached_ref_trainer_class
     from train.worker import lora_config, to_dataset
@@ -242,16 +209,9 @@ def dpo_steps(args, local, triples, logps, *, on_gpu: bool, workdir: Path) -> tu
     ]
     cfg = build_config(
         {
+            **QUIET_RUN,
             "max_steps": args.steps,
             "per_device_train_batch_size": args.batch,
-            "gradient_accumulation_steps": 1,
-            "eval_strategy": "no",
-            "kl_every": 0,
-            "report_to": "none",
-            "save_strategy": "no",
-            "logging_steps": 1,
-            "disable_tqdm": True,
-            "dataloader_num_workers": 0,
             "seed": 0,
             "use_cpu": not on_gpu,
             "bf16": on_gpu and str(local.model.dtype) == "torch.bfloat16",
@@ -323,118 +283,6 @@ def qlora(args, triples, logps, report: Report) -> None:
         "",
         f"peak GPU memory {peak:.1f} GiB; first loss {losses[0]:.4f} (bf16 reference: not exactly log 2)",
     )
-
-
-# -- 4. a local OpenAI-compatible server ---------------------------------------------------------------------
-
-
-def server_command(model_dir: str, port: int, device: str) -> tuple[str, list[str]] | None:
-    """(name, command) of the server to start: vLLM when on PATH, else `transformers serve`; None when neither."""
-    vllm = shutil.which("vllm")
-    if vllm:
-        return "vllm", [vllm, "serve", model_dir, "--host", "127.0.0.1", "--port", str(port), "--dtype",
-                        "bfloat16", "--max-model-len", "2048", "--gpu-memory-utilization", "0.3"]  # fmt: skip
-    try:
-        from transformers.utils.import_utils import is_serve_available
-    except ImportError:
-        return None
-    if not is_serve_available():
-        return None
-    cli = Path(sys.executable).with_name("transformers")
-    base = (
-        [str(cli)]
-        if cli.is_file()
-        else [sys.executable, "-c", "from transformers.cli.transformers import main; main()"]
-    )
-    dtype = "auto" if device == "cpu" else "bfloat16"
-    return "transformers serve", [*base, "serve", model_dir, "--host", "127.0.0.1", "--port", str(port),
-                                  "--device", device, "--dtype", dtype]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serving(args, device: str, gpu_rate: float | None, report: Report, deadline: float) -> None:
-    """The same prompts through a local server and PrefLab's endpoint client, vs in-process generation."""
-    try:
-        import openai  # noqa: F401
-
-        from models.endpoint import Endpoint, EndpointModel
-    except ImportError as exc:
-        report.skip("server", f"PrefLab's endpoint client cannot load ({exc})")
-        return
-    from bench.generation import demo_prompts
-    from models.gguf_cache import ensure_default_cache
-    from models.sampling import SamplingParams
-
-    model_dir = str(ensure_default_cache(args.cache_dir))
-    port = free_port()
-    found = server_command(model_dir, port, device)
-    if found is None:
-        report.skip(
-            "server", "no vllm on PATH and `transformers serve` lacks its extras (transformers[serving])"
-        )
-        return
-    name, command = found
-    report.say(f"starting {name}: {shlex.join(command)}")
-    log = tempfile.NamedTemporaryFile(prefix="preflab-gpu-check-server-", suffix=".log", delete=False)
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "HF_TOKEN", "OPENAI_API_KEY")
-    }
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}/v1"
-        client = EndpointModel(
-            Endpoint(url, served_model=model_dir), concurrency=args.concurrency, max_attempts=1
-        )
-        probe = [{"role": "user", "content": "Hi"}]
-        until = min(deadline, time.monotonic() + SERVER_STARTUP)
-        while True:
-            if proc.poll() is not None:
-                report.fail("server", f"{name} exited with {proc.returncode} (log: {log.name})")
-                return
-            try:
-                client.complete(probe, SamplingParams(max_new_tokens=1), seed=0)
-                break
-            except Exception:
-                if time.monotonic() > until:
-                    report.fail(
-                        "server", f"{name} did not answer within {SERVER_STARTUP:.0f} s (log: {log.name})"
-                    )
-                    return
-                time.sleep(2)
-        prompts = demo_prompts(args.prompts)
-        params = SamplingParams(temperature=0.7, top_p=0.95, max_new_tokens=args.max_new_tokens)
-        started = time.perf_counter()
-        outcome = client.generate(prompts, params, seeds=list(range(len(prompts))))
-        seconds = time.perf_counter() - started
-        if outcome.error is not None:
-            report.fail("server", f"{name}: {outcome.error}")
-            return
-        tokens = sum(g.n_tokens for g in outcome.results if g is not None)
-        rate = tokens / seconds
-        report.say(f"{name}: {tokens} tokens in {seconds:.1f} s at concurrency {args.concurrency}")
-        report.row(
-            f"{name} on the GPU (same prompts, concurrency {args.concurrency})",
-            "",
-            f"{rate:.3g} tok/s",
-            f"{rate / gpu_rate:.2f}x in-process" if gpu_rate else "",
-            "through models/endpoint.py (the OpenAI SDK)",
-        )
-        client.close()
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        log.close()
 
 
 # -- the run -------------------------------------------------------------------------------------------------

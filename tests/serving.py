@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.servers import ROOT, free_port, launch_serve
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["ROOT", "TEST_SECRET", "free_port", "pin_test_secret", "run_cli", "serving"]
 
 
 def run_cli(
@@ -53,46 +46,7 @@ def pin_test_secret(home: Path) -> None:
 @contextmanager
 def serving(home: Path, *extra: str, startup_timeout: float = 120):
     """Yield (url, process) for a running server over `home` (with the fixed test secret); stop it afterwards."""
-    port = free_port()
-    log_path = home.parent / f"serve-{port}.log"
     home.mkdir(parents=True, exist_ok=True)
     pin_test_secret(home)
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "launch.py"),
-                "--home",
-                str(home),
-                "serve",
-                "--port",
-                str(port),
-                *extra,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + startup_timeout
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    break
-            except OSError as exc:  # 401 from --auth still means it is up
-                if getattr(exc, "code", None) == 401:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start:\n{log_path.read_text()}") from exc
-                time.sleep(0.3)
+    with launch_serve(home, home.parent, *extra, timeout=startup_timeout) as (url, proc):
         yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
