@@ -8,8 +8,11 @@ silenced, and third-party packages are not read at all (they count as Any).
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
+import mypy.api
+import mypy.version
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,10 +37,16 @@ FLAGS = [
 
 
 def run_mypy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: list[str]) -> tuple[str, int]:
-    api = pytest.importorskip("mypy.api", reason="mypy is in the dev extra: pip install -e .[dev]")
     monkeypatch.chdir(ROOT)  # module names are resolved from the repository root
-    stdout, stderr, status = api.run([*FLAGS, "--cache-dir", str(tmp_path / "mypy-cache"), *files])
+    stdout, stderr, status = mypy.api.run([*FLAGS, "--cache-dir", str(tmp_path / "mypy-cache"), *files])
     return stdout + stderr, status
+
+
+def test_the_checking_mypy_is_the_pinned_one():
+    dev = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
+    assert f"mypy=={mypy.version.__version__}" in dev, (
+        "pip install -e .[dev]: the check needs the pinned mypy"
+    )
 
 
 def test_the_seams_the_context_and_every_fake_type_check(tmp_path, monkeypatch):
