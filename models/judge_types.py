@@ -171,13 +171,11 @@ class ScreenOrderJudge:
 class BatchItem:
     """One pair to judge in a Message Batch; custom_id comes back as the key of the results."""
 
-    custom_id: str = field(metadata={"help": "letters, digits, '_' or '-', at most 61 characters"})
-    prompt: Messages = field(metadata={"help": "the chat messages both responses answer"})
-    a: str = field(metadata={"help": "response A"})
-    b: str = field(metadata={"help": "response B"})
-    gold: dict | None = field(
-        default=None, metadata={"help": "optional gold answer, e.g. {'severity': 'SEV2'}"}
-    )
+    custom_id: str  # letters, digits, '_' or '-', at most 61 characters
+    prompt: Messages  # the chat messages both responses answer
+    a: str  # response A
+    b: str  # response B
+    gold: dict | None = None  # optional gold answer, e.g. {'severity': 'SEV2'}
 
     def __post_init__(self):
         # Both derived ids ("<id>-ab", "<id>-ba") must satisfy the API's pattern, hence 61 characters.
