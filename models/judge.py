@@ -1,7 +1,8 @@
 """PrefLab's pairwise judges: the public entry point (types, rubric loading, judge construction).
 
 The pieces live in judge_types (Verdict, PairVerdict, BatchItem), judge_rubric, judge_rule (RuleJudge)
-and judge_anthropic (AnthropicJudge, build_anthropic_client); import them from here.
+and judge_anthropic (AnthropicJudge, with its client and backoff in judge_backoff and Message Batches in
+judge_batches); import them from here.
 """
 
 from __future__ import annotations
