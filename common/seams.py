@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 Messages = list[dict[str, Any]]
 Progress = Callable[[int, int], None]
+# The arguments callers pass by position are positional-only here (`/`): an implementation may name them freely.
 
 
 # --- model sources ------------------------------------------------------------------------------------------
@@ -40,9 +41,10 @@ class LoadedModel(Protocol):
         self,
         prompts: list[Messages],
         params: SamplingParams | list[SamplingParams],
+        /,
         *,
+        batch_size: int,
         seeds: list[int],
-        batch_size: int = 8,
         progress: Progress | None = None,
     ) -> Sequence[Generation]:
         """One completion per chat, in order; each depends only on its own chat, params and seed."""
@@ -67,6 +69,7 @@ class ScoringModel(Protocol):
         self,
         prompts: list[Messages],
         responses: list[str],
+        /,
         *,
         batch_size: int = 8,
         max_length: int | None = ...,
@@ -79,13 +82,13 @@ class ScoringModel(Protocol):
 class ModelSource(Protocol):
     """`Context.generator`: variant name -> its loaded model (the real one is models.pool.ModelPool)."""
 
-    def get(self, name: str) -> LoadedModel: ...
+    def get(self, name: str, /) -> LoadedModel: ...
 
 
 class ModelLoader(Protocol):
     """What a ModelPool calls to load a variant (models.local.load_variant, or a test's loader)."""
 
-    def __call__(self, variant: Variant, *, cache_dir: Path, dtype: Any = None) -> LoadedModel: ...
+    def __call__(self, variant: Variant, /, *, cache_dir: Path, dtype: Any = None) -> LoadedModel: ...
 
 
 class EndpointClient(Protocol):
@@ -95,6 +98,7 @@ class EndpointClient(Protocol):
         self,
         chats: Sequence[Messages],
         params: SamplingParams | Sequence[SamplingParams],
+        /,
         *,
         seeds: Sequence[int],
         progress: Progress | None = None,
@@ -108,7 +112,7 @@ class EndpointClient(Protocol):
 class EndpointFactory(Protocol):
     """Builds the client of an endpoint (models.endpoint.make_endpoint_model; tests pass fakes)."""
 
-    def __call__(self, endpoint: Endpoint, *, concurrency: int) -> EndpointClient: ...
+    def __call__(self, endpoint: Endpoint, /, *, concurrency: int) -> EndpointClient: ...
 
 
 # --- judges -------------------------------------------------------------------------------------------------
@@ -133,7 +137,7 @@ class Judge(Protocol):
         """How the UI and the CLI name it, e.g. 'rule-based judge'."""
         ...
 
-    def judge_pair(self, prompt: Messages, a: str, b: str, *, gold: dict | None = None) -> PairVerdict: ...
+    def judge_pair(self, prompt: Messages, a: str, b: str, /, *, gold: dict | None = None) -> PairVerdict: ...
 
 
 class BatchJudge(Judge, Protocol):
@@ -142,6 +146,7 @@ class BatchJudge(Judge, Protocol):
     def run_batch(
         self,
         items: list[BatchItem],
+        /,
         *,
         poll_interval: float,
         progress: Progress | None = None,
@@ -149,32 +154,28 @@ class BatchJudge(Judge, Protocol):
     ) -> dict[str, PairVerdict]: ...
 
     def wait_batch(
-        self, batch_id: str, *, poll_interval: float, progress: Progress | None = None
+        self, batch_id: str, /, *, poll_interval: float, progress: Progress | None = None
     ) -> dict[str, PairVerdict]: ...
 
 
 # --- jobs ---------------------------------------------------------------------------------------------------
+
+JobBody = Callable[["JobHandle"], dict]
 
 
 class Jobs(Protocol):
     """`Context.jobs`: runs job bodies in the background (annotate.jobs.JobRunner)."""
 
     def start(
-        self,
-        kind: str,
-        params: dict,
-        body: Callable[[JobHandle], dict],
-        *,
-        job_id: int | None = None,
-        local: bool = True,
+        self, kind: str, params: dict, body: JobBody, /, *, job_id: int | None = None, local: bool = True
     ) -> int:
         """Start `body` as a job of `kind`; its id."""
         ...
 
-    def cancel(self, job_id: int) -> bool: ...
+    def cancel(self, job_id: int, /) -> bool: ...
 
-    def cancel_latest(self, kind: str, *, where: Callable[[Any], bool] | None = None) -> int | None: ...
+    def cancel_latest(self, kind: str, /, *, where: Callable[[Any], bool] | None = None) -> int | None: ...
 
-    def waiting_for(self, job_id: int) -> int | None:
+    def waiting_for(self, job_id: int, /) -> int | None:
         """The job holding the device this one waits for; None when it is not waiting."""
         ...

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from common.seams import LoadedModel, Messages, ModelLoader, Progress
-from models.sampling import Generation, SamplingParams
+from common.seams import LoadedModel, ModelLoader
 from models.variants import Variant
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -26,15 +25,9 @@ class GoldModel(LoadedModel):
 
     fingerprint = "gold-stub"
 
-    def generate(
-        self,
-        prompts: list[Messages],
-        params: SamplingParams | list[SamplingParams],
-        *,
-        seeds: list[int],
-        batch_size: int = 8,
-        progress: Progress | None = None,
-    ) -> list[Generation]:
+    def generate(self, prompts, params, *, seeds, batch_size=8, progress=None):
+        from models.sampling import Generation
+
         out = []
         for messages, seed in zip(prompts, seeds, strict=True):
             i = int(messages[0]["content"].split("Incident ")[1].split(":")[0])
