@@ -1,4 +1,8 @@
-"""The blind arena: battles between two variants, votes, reveals and the running result."""
+"""The blind arena: battles between two variants, votes, reveals and the running result.
+
+The service returns data (battles, vote receipts, results, the leaderboard table); the Arena tab renders it
+(evaluate/arena_view.py).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ import logging
 import random
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from access import Role
 from errors import UserInputError
 from evaluate.responses import ResponseParams, ensure_responses
-from safe_text import md_text
 from settings import keyed_seed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,34 @@ class Matchup:
             raise UserInputError(f"pick two different variants, got {self.a!r} twice")
         if self.prompt_set not in ("heldout", "train"):
             raise UserInputError(f"prompt set must be heldout or train, got {self.prompt_set!r}")
+
+
+@dataclass(frozen=True)
+class VoteReceipt:
+    """A stored vote and the identities it reveals: the first moment they reach the browser."""
+
+    vote_id: int
+    left_variant: str
+    right_variant: str
+    vote: str
+
+    @property
+    def picked(self) -> str | None:
+        """The preferred variant, or None for a tie or both bad."""
+        return {"left": self.left_variant, "right": self.right_variant}.get(self.vote)
+
+
+@dataclass(frozen=True)
+class ArenaResults:
+    """The running result of one matchup, and the leaderboard of every variant once three or more met."""
+
+    win: object  # evaluate.ratings.WinRate of matchup.b over matchup.a
+    position_bias: dict  # evaluate.ratings.position_bias
+    length: object | None  # evaluate.ratings.LengthControlled, None while too few votes for its regression
+    length_error: str | None  # why there is no length-controlled rate yet
+    n_votes: int
+    n_voters: int
+    leaderboard: pd.DataFrame | None  # evaluate.ratings.bradley_terry's table, or None
 
 
 def battle_seed(secret: bytes, base_seed: int, voter: str, prompt_id: int, matchup: Matchup) -> int:
@@ -115,13 +150,11 @@ class ArenaService:
         a, b = self._model_ids(matchup)
         self.store.open_arena(a, b, matchup.prompt_set, username)
 
-    def close(self, username: str | None, matchup: Matchup) -> str:
-        """Close the matchup: no more battles, and the Eval viewer shows its responses again."""
+    def close(self, username: str | None, matchup: Matchup) -> bool:
+        """Close the matchup: no more battles, and the Eval viewer shows its responses again. False if not open."""
         self.ctx.access.require(username, Role.ADMIN)
         a, b = self._model_ids(matchup)
-        closed = self.store.close_arena(a, b, matchup.prompt_set, username)
-        what = f"{md_text(matchup.a)} vs {md_text(matchup.b)} ({matchup.prompt_set} prompts)"
-        return f"Arena {what} closed." if closed else f"Arena {what} was not open."
+        return bool(self.store.close_arena(a, b, matchup.prompt_set, username))
 
     def is_open(self, matchup: Matchup) -> bool:
         a, b = self.store.get_model(matchup.a), self.store.get_model(matchup.b)
@@ -192,8 +225,10 @@ class ArenaService:
             matchup,
         )
 
-    def vote(self, username: str | None, battle: Battle, vote: str, *, typed: str | None = None) -> str:
-        """Store the vote; returns the reveal line (the first moment identities reach the browser)."""
+    def vote(
+        self, username: str | None, battle: Battle, vote: str, *, typed: str | None = None
+    ) -> VoteReceipt:
+        """Store the vote; returns its receipt, which names both sides (the reveal)."""
         voter = self.voter(username, typed)
         if vote not in VOTES:
             raise UserInputError(f"vote must be one of {', '.join(VOTES)}, got {vote!r}")
@@ -203,14 +238,10 @@ class ArenaService:
         vote_id = self.store.add_battle(
             battle.prompt_id, battle.left_gen, battle.right_gen, battle.seed, voter, vote
         )
-        # Variant names are user-chosen text: shown literally in the Markdown reveal.
-        left, right = md_text(battle.left_variant), md_text(battle.right_variant)
-        picked = {"left": left, "right": right}.get(vote)
-        verdict = f"you preferred **{picked}**" if picked else f"you voted {vote.replace('_', ' ')}"
-        return f"Vote #{vote_id} stored. Left was **{left}**, right was **{right}**: {verdict}."
+        return VoteReceipt(vote_id, battle.left_variant, battle.right_variant, vote)
 
-    def results(self, matchup: Matchup) -> str:
-        """Markdown: win rate with its interval, position bias and the length-controlled rate."""
+    def results(self, matchup: Matchup) -> ArenaResults | None:
+        """Win rate with its interval, position bias and the length-controlled rate; None before the first vote."""
         from evaluate.ratings import length_controlled_win_rate, position_bias, win_rate
 
         frame = self.store.battle_frame()
@@ -219,39 +250,27 @@ class ArenaService:
             | ((frame["left"] == matchup.b) & (frame["right"] == matchup.a))
         ]
         if pair.empty:
-            return "No votes in this matchup yet."
-        lines = [f"**{md_text(win_rate(pair, matchup.b, matchup.a).summary())}**"]
-        lines.append(f"Position bias: {md_text(position_bias(pair)['summary'])}")
+            return None
+        length, length_error = None, None
         try:
-            lines.append(
-                f"Length: {md_text(length_controlled_win_rate(pair, matchup.b, matchup.a).summary())}"
-            )
+            length = length_controlled_win_rate(pair, matchup.b, matchup.a)
         except Exception as exc:  # too few votes for the regression: say so instead of failing the tab
-            lines.append(f"Length-controlled rate: not yet ({md_text(exc)})")
-        lines.append(f"{len(pair)} votes from {pair['voter'].nunique()} voter(s).")
-        board = self.leaderboard(frame)
-        if board:
-            lines.append(board)
-        return "\n\n".join(lines)
+            length_error = str(exc)
+        return ArenaResults(
+            win=win_rate(pair, matchup.b, matchup.a),
+            position_bias=position_bias(pair),
+            length=length,
+            length_error=length_error,
+            n_votes=len(pair),
+            n_voters=int(pair["voter"].nunique()),
+            leaderboard=self.leaderboard(frame),
+        )
 
-    def leaderboard(self, frame=None) -> str:
-        """Bradley–Terry ratings (Elo scale, bootstrap 95% intervals) once three or more variants met."""
+    def leaderboard(self, frame=None) -> pd.DataFrame | None:
+        """Bradley–Terry ratings (Elo scale, bootstrap 95% intervals), best first, once three or more variants met."""
         from evaluate.ratings import bradley_terry
 
         frame = self.store.battle_frame() if frame is None else frame
         if frame.empty or len(set(frame["left"]) | set(frame["right"])) < 3:
-            return ""
-        table = bradley_terry(frame, n_boot=200, seed=self.base_seed)
-        rows = [
-            f"| {md_text(r.variant)} | {r.rating:.0f} | {r.low:.0f}–{r.high:.0f} | {r.n_votes} |"
-            for r in table.itertuples()
-        ]
-        return "\n".join(
-            [
-                "**All variants (Bradley–Terry, Elo scale, 95% bootstrap interval)**",
-                "",
-                "| variant | rating | 95% CI | votes |",
-                "|---|---|---|---|",
-                *rows,
-            ]
-        )
+            return None
+        return bradley_terry(frame, n_boot=200, seed=self.base_seed)
