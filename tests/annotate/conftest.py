@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from common.seams import LoadedModel, ModelLoader
+from models.pool import ModelPool
 from models.variants import Variant
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -45,6 +46,16 @@ class CountingLoader(ModelLoader):
         return self.model
 
 
+class CountingPool(ModelPool):
+    """A ModelPool loading through a CountingLoader, kept at hand: tests read its loads."""
+
+    def __init__(self, store, cache_dir: Path, loader: CountingLoader):
+        from context import variant_resolver
+
+        super().__init__(variant_resolver(store), cache_dir, loader=loader)
+        self.loader = loader
+
+
 @pytest.fixture
 def store(tmp_path):
     from store import Store
@@ -70,10 +81,4 @@ def sft_store(store):
 
 @pytest.fixture
 def tiny_pool(tmp_path, store, tiny_local_model):
-    from context import variant_resolver
-    from models.pool import ModelPool
-
-    loader = CountingLoader(tiny_local_model)
-    pool = ModelPool(variant_resolver(store), tmp_path / "models", loader=loader)
-    pool.loader = loader
-    return pool
+    return CountingPool(store, tmp_path / "models", CountingLoader(tiny_local_model))

@@ -27,6 +27,7 @@ CHECKED = [
 FLAGS = [
     "--follow-imports=silent",
     "--ignore-missing-imports",
+    "--check-untyped-defs",  # an untyped fake method is still compared with its protocol's
     "--no-site-packages",  # torch, transformers, openai...: Any, and no minutes spent reading them
     "--explicit-package-bases",  # tests/annotate/conftest.py is tests.annotate.conftest, not one of many `conftest`
     "--namespace-packages",
@@ -55,14 +56,17 @@ def test_the_seams_the_context_and_every_fake_type_check(tmp_path, monkeypatch):
 
 
 def test_a_fake_whose_signature_drifts_fails_the_check(tmp_path, monkeypatch):
-    """The check is not vacuous: a loader that lost its `cache_dir` keyword is caught where it is assigned."""
+    """The check is not vacuous: an untyped loader that lost its `cache_dir` keyword is caught, declared or not."""
     drifted = tmp_path / "drifted.py"
     drifted.write_text(
-        "from typing import Any\n"
-        "from common.seams import LoadedModel, ModelLoader\n"
+        "from common.seams import ModelLoader\n"
         "class Loader:\n"
-        "    def __call__(self, variant: Any, *, dtype: Any = None) -> LoadedModel: ...\n"
+        "    def __call__(self, variant, *, dtype=None): ...\n"
+        "class Declared(ModelLoader):\n"
+        "    def __call__(self, variant, *, dtype=None): ...\n"
         "loader: ModelLoader = Loader()\n"
     )
     output, status = run_mypy(tmp_path, monkeypatch, ["common/seams.py", str(drifted)])
-    assert status == 1 and "drifted.py:5: error: Incompatible types in assignment" in output, output
+    assert status == 1, output
+    assert 'drifted.py:5: error: Signature of "__call__" incompatible with supertype' in output, output
+    assert "drifted.py:6: error: Incompatible types in assignment" in output, output
