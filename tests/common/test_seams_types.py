@@ -37,9 +37,15 @@ FLAGS = [
 ]
 
 
-def run_mypy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: list[str]) -> tuple[str, int]:
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    """One mypy cache for the module's runs: the standard library's stubs are read once."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
+def run_mypy(cache_dir: Path, monkeypatch: pytest.MonkeyPatch, files: list[str]) -> tuple[str, int]:
     monkeypatch.chdir(ROOT)  # module names are resolved from the repository root
-    stdout, stderr, status = mypy.api.run([*FLAGS, "--cache-dir", str(tmp_path / "mypy-cache"), *files])
+    stdout, stderr, status = mypy.api.run([*FLAGS, "--cache-dir", str(cache_dir), *files])
     return stdout + stderr, status
 
 
@@ -50,12 +56,12 @@ def test_the_checking_mypy_is_the_pinned_one():
     )
 
 
-def test_the_seams_the_context_and_every_fake_type_check(tmp_path, monkeypatch):
-    output, status = run_mypy(tmp_path, monkeypatch, CHECKED)
+def test_the_seams_the_context_and_every_fake_type_check(cache_dir, monkeypatch):
+    output, status = run_mypy(cache_dir, monkeypatch, CHECKED)
     assert status == 0, output
 
 
-def test_a_fake_whose_signature_drifts_fails_the_check(tmp_path, monkeypatch):
+def test_a_fake_whose_signature_drifts_fails_the_check(cache_dir, tmp_path, monkeypatch):
     """The check is not vacuous: an untyped loader that lost its `cache_dir` keyword is caught, declared or not."""
     drifted = tmp_path / "drifted.py"
     drifted.write_text(
@@ -66,7 +72,7 @@ def test_a_fake_whose_signature_drifts_fails_the_check(tmp_path, monkeypatch):
         "    def __call__(self, variant, *, dtype=None): ...\n"
         "loader: ModelLoader = Loader()\n"
     )
-    output, status = run_mypy(tmp_path, monkeypatch, ["common/seams.py", str(drifted)])
+    output, status = run_mypy(cache_dir, monkeypatch, ["common/seams.py", str(drifted)])
     assert status == 1, output
     assert 'drifted.py:5: error: Signature of "__call__" incompatible with supertype' in output, output
     assert "drifted.py:6: error: Incompatible types in assignment" in output, output
