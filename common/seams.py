@@ -5,7 +5,7 @@ every test fake that stands in for one satisfy it structurally, and tests/common
 pinned mypy over them, so a fake cannot drift from the class it replaces. Members the services only probe with
 `getattr` (a pool's `where`/`plan`/`release_device`, a judge's `applies`/`abstain_reason`, an endpoint client's
 `close`...) are optional and stay out. The model types are imported for the type checker only: importing this
-module loads nothing but `typing`.
+module loads no model, job or database code.
 """
 
 from __future__ import annotations
