@@ -28,6 +28,7 @@ __all__ = [
     "SFTRunConfig",
     "run_sft",
     "sft_examples_from_prompts",
+    "sft_run_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,12 @@ class SFTResult:
     seconds: float = 0.0
     n_examples: int = 0
     stopped: bool = False
+
+
+def sft_run_config(**values: Any) -> SFTRunConfig:
+    """A demo SFT's settings from plain values, None meaning "not given" (the default stays): the `sft` command's
+    flags and the Train tab's form build theirs here."""
+    return SFTRunConfig(**{k: v for k, v in values.items() if v is not None})
 
 
 def sft_examples_from_prompts(rows: Iterable[Any]) -> list[Example]:

@@ -10,9 +10,8 @@ import pandas as pd
 from context import Context
 from errors import PrefLabError
 from safe_text import md_text
-from served import chart_copy
 from train.config import MAX_PROCESSES
-from train.rundir import REFERENCE, RunDir
+from train.runs_view import dpo_runs, sft_job_text, train_overview
 from ui_common import cancel_line, empty_state, int_field, warn
 
 log = logging.getLogger(__name__)
@@ -107,8 +106,7 @@ def runs_table(runs) -> pd.DataFrame:
 
 def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) -> None:
     """Widgets and events of the Train tab; `tab` refreshes it when it is selected."""
-    from annotate.jobs import job_line
-    from train.service import cancel_training, start_resume, start_training
+    from train.service import cancel_training, dpo_config, start_resume, start_training
 
     status = gr.Markdown(elem_id="train-empty", elem_classes=["empty-state"])
     with gr.Accordion("Demo SFT (the model pairs are generated from)", open=False):
@@ -173,50 +171,30 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
     state = gr.State({"sft_job": None})
 
     def refresh() -> dict:
-        store = ctx.store
-        all_runs = store.list_runs()
-        dpo = [r for r in all_runs if r.kind == "dpo"]
-        frame = store.run_metrics_frame([r.id for r in dpo[-4:]]) if dpo else pd.DataFrame()
-        out = {
-            status: train_empty_state(store.counts(), store.get_model("sft") is not None),
-            runs: runs_table(all_runs[::-1]),
-        }
+        view = train_overview(ctx)
+        out = {status: train_empty_state(view.counts, view.has_sft), runs: runs_table(view.runs)}
         for name, plot in plots.items():
-            data = metric_frame(frame, name)
+            data = metric_frame(view.metrics, name)
             out[plot] = gr.LinePlot(value=data, visible=not data.empty)
-        latest = dpo[-1] if dpo else None
+        latest = view.latest
         if latest is None:
             out[run_status] = "No DPO run yet."
             out[warnings_md] = ""
             out[report] = ""
             out[curves] = gr.Image(visible=False)
             return out
-        job = store.latest_job("train")
-        progress = ""
-        if job is not None and job.status == "queued":
-            progress = " · waiting for the device"
-        elif job is not None and job.active:
-            progress = f" · step {job.progress}/{job.total or '?'}"
-        run_dir = ctx.cfg.paths.runs / str(latest.id)
-        truncated = truncation_line(latest, RunDir(run_dir).read_json(REFERENCE))
+        run = latest.run
+        truncated = truncation_line(run, latest.reference)
         out[run_status] = md_text(
-            f"Run #{latest.id}: {latest.status}{progress}" + (f" — {latest.error}" if latest.error else "")
+            f"Run #{run.id}: {run.status}{latest.progress}" + (f" — {run.error}" if run.error else "")
         ) + (f"\n\n{md_text(truncated)}" if truncated else "")
-        from train.health import training_warnings
-
-        mine = frame[frame["run_id"] == latest.id] if not frame.empty else frame
-        found = training_warnings(mine) if not mine.empty else []
-        out[warnings_md] = "\n\n".join(f"⚠️ {md_text(w.message)}" for w in found)
-        run_dir = ctx.cfg.paths.runs / str(latest.id)
-        report_path, png = run_dir / "report.md", run_dir / "curves.png"
-        text = report_path.read_text() if latest.finished and report_path.is_file() else ""
+        out[warnings_md] = "\n\n".join(f"⚠️ {md_text(w)}" for w in latest.warnings)
         # The report links its PNG relatively; the tab shows it in its own image component instead.
-        out[report] = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("!["))
+        out[report] = "\n".join(
+            line for line in latest.report.splitlines() if not line.lstrip().startswith("![")
+        )
         out[curves] = (
-            # A copy in the served folder: nothing under the home is served (run folders hold adapters).
-            gr.Image(value=str(chart_copy(ctx.cfg.paths, png, f"run-{latest.id}-curves.png")), visible=True)
-            if text and png.is_file()
-            else gr.Image(visible=False)
+            gr.Image(value=str(latest.curves), visible=True) if latest.curves else gr.Image(visible=False)
         )
         return out
 
@@ -224,8 +202,6 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
 
     # Every action of this tab is the admin's: the services check the login (gr.Request.username).
     def on_start(preset_v, beta_v, lr_v, epochs_v, loss_v, judge_v, processes_v, request: gr.Request):
-        from train.config import load_config
-
         # 0 (or blank) keeps the preset's value: none of these is meaningful at 0.
         overrides = {
             "beta": beta_v or None,
@@ -233,12 +209,10 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
             "num_train_epochs": epochs_v or None,
             "loss_type": loss_v,
         }
-        if judge_v:
-            overrides["sources"] = ("human", "import", "judge")
         if processes_v:  # blank keeps one; the config bounds it (torchrun on a CPU, accelerate on GPUs)
             overrides["processes"] = int(processes_v)
         try:
-            cfg = load_config(None, preset_v, overrides)
+            cfg = dpo_config(None, preset_v, overrides, include_judge=bool(judge_v))
             run_id = start_training(ctx, cfg, user=request.username)
         except PrefLabError as exc:
             warn(exc)
@@ -259,22 +233,22 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
         return refresh()
 
     def on_cancel(request: gr.Request):
-        latest = [r for r in ctx.store.list_runs() if r.kind == "dpo"]
-        if latest and not latest[-1].finished:
+        dpo = dpo_runs(ctx)
+        if dpo and not dpo[-1].finished:
             try:
-                cancel_training(ctx, latest[-1].id, user=request.username)
+                cancel_training(ctx, dpo[-1].id, user=request.username)
             except PrefLabError as exc:
                 warn(exc)
                 return refresh()
-            gr.Info(f"Cancelling run #{latest[-1].id} after its current step.")
+            gr.Info(f"Cancelling run #{dpo[-1].id} after its current step.")
         return refresh()
 
     def on_sft(epochs_v, limit_v, st, request: gr.Request):
-        from train.sft_config import SFTRunConfig
+        from train.sft import sft_run_config
         from train.sft_service import start_demo_sft
 
         try:
-            cfg = SFTRunConfig(epochs=int(epochs_v or 1), limit=int(limit_v) if limit_v else None)
+            cfg = sft_run_config(epochs=int(epochs_v or 1), limit=int(limit_v) if limit_v else None)
             job = start_demo_sft(ctx, cfg, user=request.username)
         except PrefLabError as exc:
             warn(exc)
@@ -288,17 +262,9 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
     def on_tick(st):
         out = refresh()
         job_id = st.get("sft_job")
-        if job_id is not None:
-            job = ctx.store.get_job(job_id)
-            if job is not None:
-                text = (
-                    job_line(job, ctx.jobs)
-                    if job.status == "queued"
-                    else f"SFT: step {job.progress}/{job.total or '?'} (job #{job.id})"
-                    if job.active
-                    else f"SFT job #{job.id} {job.status}" + (f": {job.error}" if job.error else "")
-                )
-                out[sft_status] = md_text(text)
+        text = sft_job_text(ctx, job_id) if job_id is not None else None
+        if text is not None:
+            out[sft_status] = md_text(text)
         return out
 
     start.click(
