@@ -21,6 +21,8 @@ from evaluate.eval_service import (
     sample_choices,
     start_eval_job,
 )
+from evaluate.scorers import default_scorers
+from models.judge import RuleJudge
 
 # The shared fixtures, made visible to pytest in this module.
 eval_tokenizer_dir = support.eval_tokenizer_dir
@@ -28,14 +30,8 @@ eval_store = support.eval_store
 eval_ctx = support.eval_ctx
 add_judge_labels, small_params = support.add_judge_labels, support.small_params
 
-ROWS = [
-    "format conformance (heuristic)",
-    "severity match vs gold (heuristic)",
-    "length in words (heuristic)",
-    "ROUGE-L vs gold (reference)",
-    "faithfulness 1–5 (rule-based proxy, no LLM)",
-    "preference vs sft (rule-based judge, both orders)",
-]
+# The eval table's rows: the default scorers' names (tests/evaluate/test_scorers.py pins them).
+ROWS = [s.name for s in default_scorers(RuleJudge(), "sft")]
 VARIANTS = ["base", "sft", "sft+dpo@1"]
 
 
@@ -162,7 +158,8 @@ def test_arena_result_and_judge_human_agreement_sit_beside_the_table(eval_ctx):
     assert "suggestion shown: 100.0% of 1 labels" in md
 
 
-def test_anthropic_judge_rows_name_claude_and_use_its_scores(eval_ctx):
+def fake_claude(*, faithfulness: int, winner: str):
+    """A fake Anthropic API: every faithfulness request scores `faithfulness`, every pairwise one picks `winner`."""
     import json
 
     import httpx2
@@ -172,11 +169,16 @@ def test_anthropic_judge_rows_name_claude_and_use_its_scores(eval_ctx):
     def reply(request):
         body = json.loads(request.content)
         if "score" in body["output_config"]["format"]["schema"]["properties"]:
-            return httpx2.Response(200, json=message_json(text=json.dumps({"rationale": "ok", "score": 4})))
-        # Always "Response 1": position-inconsistent, so every non-reference variant ties.
-        return httpx2.Response(200, json=message_json(winner="1"))
+            score = {"rationale": "ok", "score": faithfulness}
+            return httpx2.Response(200, json=message_json(text=json.dumps(score)))
+        return httpx2.Response(200, json=message_json(winner=winner))
 
-    api = FakeAPI(default=reply)
+    return FakeAPI(default=reply)
+
+
+def test_anthropic_judge_rows_name_claude_and_use_its_scores(eval_ctx):
+    # Always "Response 1": position-inconsistent, so every non-reference variant ties.
+    api = fake_claude(faithfulness=4, winner="1")
     result = run_eval(eval_ctx, VARIANTS, limit=2, params=small_params(), judge=api.judge())
     assert "faithfulness 1–5 (Claude Opus (claude-opus-4-7))" in result.table.index
     assert result.table.loc["faithfulness 1–5 (Claude Opus (claude-opus-4-7))", "base"] == "4.00 [4.00, 4.00]"
@@ -242,21 +244,9 @@ def test_a_variant_that_answers_like_the_gold_wins_every_row_and_the_delta_says_
 
 
 def test_claude_rows_are_marked_circular_when_claude_labels_predate_the_adapter(eval_ctx):
-    import json
-
-    import httpx2
-
-    from tests.models.test_judge_support import FakeAPI, message_json
-
-    def reply(request):
-        body = json.loads(request.content)
-        if "score" in body["output_config"]["format"]["schema"]["properties"]:
-            return httpx2.Response(200, json=message_json(text=json.dumps({"rationale": "ok", "score": 5})))
-        return httpx2.Response(200, json=message_json(winner="tie"))
-
     add_judge_labels(eval_ctx.store, "judge:anthropic:claude-opus-4-7")
     eval_ctx.store.add_model("sft+dpo@2", "tiny-base", ["sft-adapter", "dpo-2"], "dpo")
-    judge = FakeAPI(default=reply).judge()
+    judge = fake_claude(faithfulness=5, winner="tie").judge()
     result = run_eval(eval_ctx, ["sft", "sft+dpo@2"], limit=1, params=small_params(), judge=judge)
     assert [m for m in result.table.index if m.endswith("†")] == [
         "faithfulness 1–5 (Claude Opus (claude-opus-4-7)) †",
