@@ -18,7 +18,7 @@ def check(what: str, value: object, allowed: Sequence[str]) -> None:
         raise StoreError(f"{what} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-def check_messages(messages: object) -> None:
+def check_messages(messages: Any) -> None:
     """Refuse a prompt that is not a non-empty list of {role, content} dicts."""
     if not messages or not all(isinstance(m, dict) and "role" in m and "content" in m for m in messages):
         raise StoreError("a prompt's messages must be a non-empty list of {role, content} dicts")

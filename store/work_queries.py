@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,7 +91,9 @@ class VerdictRow(StoredRow):
 
 
 class WorkQueries(QueryMixin):
-    """Jobs, generation cells, pairs and verdicts."""
+    """Jobs, generation cells, pairs and verdicts; relies on `add_pair` of `Queries` too."""
+
+    add_pair: Callable[[int, int, int], int]
 
     # -- jobs ---------------------------------------------------------------------------------
 
@@ -236,11 +238,7 @@ class WorkQueries(QueryMixin):
             ).fetchone()
             if exists:
                 return None
-            row = cur.execute(
-                "INSERT INTO pairs (prompt_id, gen_a, gen_b) VALUES (?, ?, ?) RETURNING id",
-                [prompt_id, gen_a, gen_b],
-            ).fetchone()
-            return int(row[0])
+            return self.add_pair(prompt_id, gen_a, gen_b)  # nested write: joins this transaction
 
         return self.write(insert)
 
