@@ -10,7 +10,7 @@ from errors import UserInputError
 from progress import Bar
 
 from .export import AGREEMENT, TIE_POLICIES, ExportFilters, export_dataset
-from .import_limits import FLAGS, ImportLimits, parse_size
+from .import_limits import ImportLimits, limit_flags_given
 
 log = logging.getLogger(__name__)
 
@@ -157,12 +157,7 @@ def _run_id(value) -> int:
 
 def limits_from_args(args: argparse.Namespace) -> ImportLimits:
     """The import caps the flags ask for; a flag not given keeps its default."""
-    given = {}
-    for name, flag in FLAGS.items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
-        if value is not None:
-            given[name] = parse_size(value, flag)
-    return ImportLimits(**given)
+    return ImportLimits(**limit_flags_given(args))
 
 
 def cmd_import_preferences(args: argparse.Namespace, ctx) -> int:

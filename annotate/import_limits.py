@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import IO, Any
 
-from common.flags import Flag, add_flags, setting
+from common.flags import Flag, add_flags, given, setting
 from errors import UserInputError
 
 KiB = 1024
@@ -45,12 +45,20 @@ DEFAULT_LIMITS = ImportLimits()
 
 
 def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `import` flags that raise the caps (values such as 16M or 1G; `limits_from_args` parses them)."""
-    flags = [
+    """The `import` flags that raise the caps (values such as 16M or 1G; `limit_flags_given` parses them)."""
+    add_flags(parser, ImportLimits, _limit_flags())
+
+
+def limit_flags_given(args: argparse.Namespace) -> dict[str, int]:
+    """The caps the import flags set, in bytes, by ImportLimits field; a flag not given is left out."""
+    return {name: parse_size(value, FLAGS[name]) for name, value in given(args, _limit_flags()).items()}
+
+
+def _limit_flags() -> list[Flag]:
+    return [
         Flag(name, flag, layered=True, metavar="SIZE", type=str, show=size_text)
         for name, flag in FLAGS.items()
     ]
-    add_flags(parser, ImportLimits, flags)
 
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*", re.IGNORECASE)

@@ -58,6 +58,11 @@ class Flag:
         return self.option.lstrip("-").replace("-", "_")
 
 
+def field_help(cls: type, name: str) -> str:
+    """A field's help: for a form's label or info line, the same text its flag shows."""
+    return cls.__dataclass_fields__[name].metadata.get(HELP, "")
+
+
 def field_default(f: Field) -> Any:
     """The value a dataclass field takes when it is not given."""
     return f.default_factory() if f.default_factory is not MISSING else f.default
@@ -101,7 +106,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, flags: Iterable[Flag])
                 kwargs["action"] = "append"
         action = parser.add_argument(spec.option, **kwargs)
         # Read by HelpFormatter (the shown default) and by tests/cli/test_flags.py (one source per flag).
-        action.setting = f
+        action.setting, action.repeat = f, spec.repeat
         action.shown_default = (spec.show or default_text)(field_default(f))
         actions.append(action)
     return actions
@@ -126,7 +131,7 @@ class HelpFormatter(argparse.HelpFormatter):
             return text
         text = text.replace("%", "%%")  # argparse %-formats help; dataclass help is plain text
         shown = getattr(action, "shown_default", "")
-        if action.option_strings and isinstance(action, argparse._AppendAction):
+        if getattr(action, "repeat", False):
             text += "; repeat for several"
         if shown in ("", "None", "False") or "default" in text.lower():
             return text

@@ -12,14 +12,8 @@ from pathlib import Path
 import pytest
 
 from errors import UserInputError
-from train.config import (
-    PRESETS,
-    build_config,
-    config_from_overrides,
-    config_overrides,
-    config_to_dict,
-    load_config,
-)
+from train.config import PRESETS, build_config, load_config  # re-exported from train.presets
+from train.presets import config_from_overrides, config_overrides, config_to_dict
 from train.snapshot import build_snapshot, split_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_services_and_config_import_without_torch():
     code = (
-        "import sys, train.service, train.config, train.cli, train.health, train.snapshot, train.refcache, "
+        "import sys, train.service, train.config, train.presets, train.cli, common.flags, train.health, train.snapshot, train.refcache, "
         "train.rundir; bad = [m for m in ('torch', 'transformers', 'trl') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
