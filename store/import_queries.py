@@ -1,4 +1,4 @@
-"""Bulk prompt import: a whole file's prompts in one transaction, deduplicated by content hash."""
+"""Bulk prompt import (one transaction, deduplicated by content hash); the staging every bulk import uses."""
 
 from __future__ import annotations
 
