@@ -40,6 +40,22 @@ def test_bad_flag_value_is_one_line_exit_2(tmp_path, capsys):
     assert "--port" in _one_line_error(capsys)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sft", "--batch-size", "four"],
+        ["generate", "--split", "test"],
+        ["train", "--lr", "fast"],
+        ["eval", "--top-p", "most"],
+        ["export", "--ties", "maybe"],
+    ],
+)
+def test_bad_values_of_generated_flags_are_one_line_exit_2(argv, tmp_path, capsys):
+    assert main(["--home", str(tmp_path), *argv]) == 2
+    err = _one_line_error(capsys)
+    assert err.startswith(f"error: launch.py {argv[0]}: argument {argv[1]}"), err
+
+
 def test_train_without_triples_is_one_line(tmp_path, capsys):
     assert main(["--home", str(tmp_path), "models", "add", "sft", "--base", "smollm2-135m-instruct"]) == 0
     capsys.readouterr()
