@@ -6,7 +6,6 @@ import logging
 
 import httpx2
 import pytest
-from test_judge_support import API_KEY, GOOD, PROMPT, WEAK, FakeAPI, error, prefer, responses_in, verdict
 
 import models.judge_rubric as judge_rubric
 from errors import JudgeError
@@ -23,6 +22,17 @@ from models.judge import (
     rubric_hash,
 )
 from models.judge_anthropic import MAX_RETRY_AFTER
+from tests.models.test_judge_support import (
+    API_KEY,
+    GOOD,
+    PROMPT,
+    WEAK,
+    FakeAPI,
+    error,
+    prefer,
+    responses_in,
+    verdict,
+)
 
 
 def test_judge_pair_sends_exactly_two_requests_with_the_responses_swapped():

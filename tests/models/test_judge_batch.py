@@ -7,10 +7,19 @@ from collections import deque
 
 import httpx2
 import pytest
-from test_judge_support import BASE, GOOD, PROMPT, WEAK, FakeAPI, error, message_json, responses_in
 
 from errors import JudgeError
 from models.judge import BatchItem
+from tests.models.test_judge_support import (
+    BASE,
+    GOOD,
+    PROMPT,
+    WEAK,
+    FakeAPI,
+    error,
+    message_json,
+    responses_in,
+)
 
 BATCH_ID = "msgbatch_013Zva2CMHLNnXjNJJKqJ2EF"
 RESULTS_URL = f"{BASE}/v1/messages/batches/{BATCH_ID}/results"

@@ -9,11 +9,11 @@ import threading
 import time
 
 import pytest
-from test_judge_support import GOOD, WEAK, FakeAPI, error, prefer, verdict
 
 from annotate.labelling import LabelConfig, LabelService
 from annotate.suggestions import Suggester
 from store import Store
+from tests.models.test_judge_support import GOOD, WEAK, FakeAPI, error, prefer, verdict
 
 
 class Clock:

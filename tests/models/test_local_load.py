@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import build_tiny_model
 
 from errors import ModelError
 from models.local import DEFAULT_BASE, LocalModel, SamplingParams, Variant, check_variant_paths, load_variant
+from tests.models.tiny_models import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 GREEDY = SamplingParams(temperature=0, max_new_tokens=8)
