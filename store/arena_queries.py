@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 import duckdb
 
+from common.vocab import Vote, values
 from errors import UserInputError
 
 from .base import QueryMixin, check
 
-VOTES = ("left", "right", "tie", "both_bad")
+VOTES = values(Vote)
 
 
 @dataclass(frozen=True)

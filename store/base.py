@@ -1,4 +1,4 @@
-"""What the query mixins share: the cursor and retried writes `Store` provides, one-statement reads, checks."""
+"""What the query mixins share: `Store`'s cursor and retried writes, one-statement reads, value checks."""
 
 from __future__ import annotations
 

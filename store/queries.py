@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 
+from common.vocab import Decision, LabelSource, ModelKind, Split, values
 from errors import StoreError
 
 from .base import QueryMixin, check, check_messages
@@ -16,11 +17,11 @@ from .rows import LabelRow, ModelRow, PromptRow, TripleRow, dumps
 
 log = logging.getLogger(__name__)
 
-# Mirrors of the CHECK constraints in 0001_initial.sql, so a bad value fails with a readable line.
-MODEL_KINDS = ("base", "sft", "dpo", "imported")
-SPLITS = ("train", "heldout")
-DECISIONS = ("a", "b", "tie", "both_bad", "skip")
-LABEL_SOURCES = ("human", "judge", "import")
+# The CHECK constraints' values, checked first so that a bad value fails with a readable line.
+MODEL_KINDS = values(ModelKind)
+SPLITS = values(Split)
+DECISIONS = values(Decision)
+LABEL_SOURCES = values(LabelSource)
 
 
 def content_hash(messages: list[dict]) -> str:

@@ -10,6 +10,11 @@ from typing import Any, ClassVar, Self
 
 import duckdb
 
+from common.vocab import JobStatus, plain
+
+# The statuses a job or run ends in: entering one stamps ended_at.
+FINAL_STATUSES = plain(JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
 
 def loads(value: str | None) -> Any:
     """Decode a DuckDB JSON column (returned as text); NULL stays None."""
@@ -22,7 +27,7 @@ def dumps(value: Any) -> str | None:
 
 
 class StoredRow:
-    """A row read as `SELECT COLUMNS FROM TABLE`; the subclasses are frozen dataclasses named like the columns."""
+    """A row read as `SELECT COLUMNS FROM TABLE`; subclasses are frozen dataclasses with COLUMNS as fields."""
 
     TABLE: ClassVar[str]
     COLUMNS: ClassVar[str]  # the dataclass's fields, in order
@@ -152,9 +157,9 @@ class TripleRow(StoredRow):
 
 
 def status_update_sets(
-    fields: tuple[tuple[str, Any], ...], *, status: str | None, result: dict | None, final: tuple[str, ...]
+    fields: tuple[tuple[str, Any], ...], *, status: str | None, result: dict | None
 ) -> tuple[list[str], list[Any]]:
-    """SET clauses and parameters for a job's or run's given fields; 'running' stamps started_at, `final` ended_at.
+    """SET clauses and parameters for a job's or run's given fields; the status stamps started_at or ended_at.
 
     Column names come from the callers' fixed tuples; values are parameters.
     """
@@ -168,6 +173,6 @@ def status_update_sets(
         args.append(dumps(result))
     if status == "running":
         sets.append("started_at = coalesce(started_at, current_timestamp)")
-    if status in final:
+    if status in FINAL_STATUSES:
         sets.append("ended_at = current_timestamp")
     return sets, args

@@ -9,15 +9,15 @@ from typing import Any
 
 import duckdb
 
+from common.vocab import JobStatus, MetricSplit, RunKind, values
 from errors import StoreError
 
 from .base import QueryMixin, check
-from .rows import StoredRow, dumps, status_update_sets
+from .rows import FINAL_STATUSES, StoredRow, dumps, status_update_sets
 
-RUN_KINDS = ("sft", "dpo")
-RUN_STATUSES = ("queued", "running", "done", "failed", "cancelled")
-METRIC_SPLITS = ("train", "eval")
-FINAL_STATUSES = ("done", "failed", "cancelled")
+RUN_KINDS = values(RunKind)
+RUN_STATUSES = values(JobStatus)
+METRIC_SPLITS = values(MetricSplit)
 
 
 @dataclass(frozen=True)
@@ -279,7 +279,6 @@ def _run_update(
         (("status", status), ("adapter_path", adapter_path), ("error", error)),
         status=status,
         result=result,
-        final=FINAL_STATUSES,
     )
     if status == "running" and error is None:  # a resumed run has not failed (yet): its old error and end go
         sets.append("error = NULL, ended_at = NULL")

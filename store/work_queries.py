@@ -9,11 +9,13 @@ from typing import Any
 
 import duckdb
 
+from common.vocab import ACTIVE_STATUSES, JobKind, JobStatus, values
+
 from .base import QueryMixin, check, limit_param
 from .rows import PromptRow, StoredRow, dumps, loads, status_update_sets
 
-JOB_KINDS = ("generate", "judge", "judge_batch", "train", "eval")
-JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
+JOB_KINDS = values(JobKind)
+JOB_STATUSES = values(JobStatus)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class JobRow(StoredRow):
 
     @property
     def active(self) -> bool:
-        return self.status in ("queued", "running")
+        return self.status in ACTIVE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,6 @@ class WorkQueries(QueryMixin):
             (("status", status), ("progress", progress), ("total", total), ("error", error)),
             status=status,
             result=result,
-            final=("done", "failed", "cancelled"),
         )
         if not sets:
             return
