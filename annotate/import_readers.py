@@ -31,19 +31,15 @@ from .import_limits import (
 
 log = logging.getLogger(__name__)
 
-# Longest suffix first, so `.jsonl.gz` is not taken for `.gz`.
-FILE_KINDS = (
-    (".jsonl.gz", "jsonl"),
-    (".ndjson.gz", "jsonl"),
-    (".json.gz", "json"),
-    (".csv.gz", "csv"),
-    (".jsonl", "jsonl"),
-    (".ndjson", "jsonl"),
-    (".json", "json"),
-    (".csv", "csv"),
-    (".parquet", "parquet"),
-    (".pq", "parquet"),
-)
+# Each kind's file name endings.
+FILE_KINDS = {
+    "jsonl": (".jsonl.gz", ".ndjson.gz", ".jsonl", ".ndjson"),
+    "json": (".json.gz", ".json"),
+    "csv": (".csv.gz", ".csv"),
+    "parquet": (".parquet", ".pq"),
+}
+# Longest ending first, so a name takes the most specific one.
+_ENDINGS = sorted(((e, kind) for kind, ends in FILE_KINDS.items() for e in ends), key=lambda ek: -len(ek[0]))
 SUPPORTED = "JSONL (.jsonl, .jsonl.gz), JSON (.json), CSV (.csv) or Parquet (.parquet)"
 # Markers `Dataset.save_to_disk` leaves in a folder; `load_dataset` refuses such folders.
 _SAVED_MARKERS = ("dataset_dict.json", "state.json")
@@ -75,7 +71,7 @@ class Opened:
 def file_kind(path: Path) -> str | None:
     """The format a file name announces, or None."""
     name = path.name.lower()
-    return next((kind for suffix, kind in FILE_KINDS if name.endswith(suffix)), None)
+    return next((kind for ending, kind in _ENDINGS if name.endswith(ending)), None)
 
 
 def looks_like_path(source: str) -> bool:

@@ -9,8 +9,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from common.vocab import Split, values
 from store.import_queries import NewPrompt
-from store.queries import SPLITS
 
 from .import_readers import RowProblem, describe
 
@@ -39,16 +39,22 @@ def to_prompt(record: dict[str, Any], forced: str | None) -> tuple[NewPrompt, bo
             raise RowProblem("system", "the messages already start with a system message")
         messages = [{"role": "system", "content": system}, *messages]
 
-    split = _given(row, "split")
-    if split is not None:
-        if not isinstance(split, str) or split.strip().lower() not in SPLITS:
-            shown = short(split) if isinstance(split, str) else describe(split)
-            raise RowProblem("split", f"expected 'train' or 'heldout', got {shown}")
-        split = split.strip().lower()
+    split = row_split(row)
     assigned = split is None and forced is None
     meta = {k: v for k, v in row.items() if k not in KNOWN_FIELDS and not _is_gold_part(k)}
-    prompt = NewPrompt(messages, split or forced or "train", _gold(row), meta or None)
+    prompt = NewPrompt(messages, split or forced or Split.TRAIN.value, _gold(row), meta or None)
     return prompt, assigned
+
+
+def row_split(row: dict[str, Any]) -> str | None:
+    """The split a row names (train or heldout, in any case), or None when it names none."""
+    split = _given(row, "split")
+    if split is None:
+        return None
+    if not isinstance(split, str) or split.strip().lower() not in values(Split):
+        shown = short(split) if isinstance(split, str) else describe(split)
+        raise RowProblem("split", f"expected {' or '.join(map(repr, values(Split)))}, got {shown}")
+    return split.strip().lower()
 
 
 def _given(row: dict[str, Any], name: str) -> Any:

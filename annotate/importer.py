@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
+from common.vocab import Split, values
 from errors import UserInputError
 from store.import_queries import NewPrompt
-from store.queries import SPLITS
 
 from .import_limits import ImportLimits
 from .import_readers import SUPPORTED, Opened, RowProblem, describe, looks_like_path, open_source
@@ -34,6 +34,7 @@ __all__ = [
     "SUPPORTED",
     "ImportReport",
     "ParsedFile",
+    "ReadOptions",
     "assign_split",
     "import_prompts",
     "preview_rows",
@@ -41,19 +42,66 @@ __all__ = [
 ]
 
 
+class ReadOptions(TypedDict, total=False):
+    """How a source is read (see `read_prompt_rows`); the import functions pass them on as they are."""
+
+    split: str | None
+    heldout_percent: float
+    seed: int
+    skip_bad: bool
+    progress: Progress | None
+    limits: ImportLimits | None
+
+
 @dataclass
 class ParsedFile:
-    """Every valid row of a source as prompts to store, plus what was skipped."""
+    """Every valid row of a source, ready to store, plus what was skipped (prompts; preferences subclass it)."""
 
     source: str
     format: str
-    rows: list[NewPrompt]
-    rows_read: int
+    rows: list
+    rows_read: int = 0
     skipped_bad: int = 0
     bad_examples: list[str] = field(default_factory=list)
     assigned: int = 0  # rows whose split came from the seed, not from the file
     seed: int = 0
     heldout_percent: float = 10
+
+    def tally(
+        self,
+        opened: Opened,
+        results: Iterable[tuple[int, Any]],
+        *,
+        skip_bad: bool,
+        progress: Progress | None,
+        empty: str,
+    ) -> None:
+        """Read each (row number, row or its one-line error): keep rows, refuse or count bad ones, report progress."""
+        for _, result in results:
+            self.rows_read += 1
+            if isinstance(result, str):
+                if not skip_bad:
+                    raise UserInputError(result + SKIP_BAD_HINT)
+                self.skipped_bad += 1
+                if len(self.bad_examples) < MAX_BAD_EXAMPLES:
+                    self.bad_examples.append(result)
+            else:
+                self.keep(result)
+            if progress is not None and self.rows_read % PROGRESS_EVERY == 0:
+                progress(self.rows_read, opened.total)
+        if self.rows_read == 0:
+            raise UserInputError(f"{opened.label}: no rows to import ({empty})")
+        if progress is not None and self.rows_read % PROGRESS_EVERY:
+            progress(self.rows_read, opened.total)
+        if self.skipped_bad:
+            log.warning(
+                "%s: skipped %d bad row(s), e.g. %s", opened.label, self.skipped_bad, self.bad_examples[0]
+            )
+
+    def keep(self, result: tuple[Any, bool]) -> None:
+        prompt, was_assigned = result
+        self.rows.append(prompt)
+        self.assigned += was_assigned
 
 
 @dataclass(frozen=True)
@@ -71,11 +119,30 @@ class ImportReport:
     seed: int
     heldout_percent: float
 
+    @staticmethod
+    def counted(parsed: ParsedFile, counts: Any) -> dict[str, Any]:
+        """The fields every import report takes from the parsed source and the store's counts."""
+        return dict(
+            source=parsed.source,
+            format=parsed.format,
+            rows_read=parsed.rows_read,
+            inserted=counts.inserted,
+            duplicates=counts.duplicates,
+            skipped_bad=parsed.skipped_bad,
+            bad_examples=list(parsed.bad_examples),
+            by_split={s: counts.by_split.get(s, 0) for s in values(Split)},
+            seed=parsed.seed,
+            heldout_percent=parsed.heldout_percent,
+        )
+
+    def splits(self) -> str:
+        """`train 279, heldout 61`."""
+        return ", ".join(f"{s} {self.by_split.get(s, 0)}" for s in values(Split))
+
     def summary(self) -> str:
         """One line: `incidents.jsonl: 340 imported (train 279, heldout 61), 0 duplicates, ...`."""
-        splits = ", ".join(f"{s} {self.by_split.get(s, 0)}" for s in SPLITS)
         return (
-            f"{self.source}: {self.inserted} imported ({splits}), {self.duplicates} duplicate(s) skipped, "
+            f"{self.source}: {self.inserted} imported ({self.splits()}), {self.duplicates} duplicate(s) skipped, "
             f"{self.skipped_bad} bad row(s) skipped"
         )
 
@@ -83,7 +150,11 @@ class ImportReport:
 def assign_split(content_hash: str, *, seed: int, heldout_percent: float) -> str:
     """The split of a prompt whose file names none: a pure function of seed and content."""
     digest = hashlib.sha256(f"{seed}:{content_hash}".encode()).digest()
-    return "heldout" if int.from_bytes(digest[:8], "big") % 100 < heldout_percent else "train"
+    return (
+        Split.HELDOUT.value
+        if int.from_bytes(digest[:8], "big") % 100 < heldout_percent
+        else Split.TRAIN.value
+    )
 
 
 def read_prompt_rows(
@@ -101,67 +172,32 @@ def read_prompt_rows(
     # heldout, and then goes to the rows that name no split of their own (instead of the seed).
     check_split_options(heldout_percent, seed)
     opened, forced = open_prompt_source(source, split, limits)
-    parsed = ParsedFile(opened.label, opened.format, [], 0, seed=seed, heldout_percent=heldout_percent)
-    for _, result in _prompts(opened, forced, seed, heldout_percent):
-        parsed.rows_read += 1
-        if isinstance(result, str):
-            if not skip_bad:
-                raise UserInputError(result + SKIP_BAD_HINT)
-            parsed.skipped_bad += 1
-            if len(parsed.bad_examples) < MAX_BAD_EXAMPLES:
-                parsed.bad_examples.append(result)
-        else:
-            prompt, was_assigned = result
-            parsed.rows.append(prompt)
-            parsed.assigned += was_assigned
-        if progress is not None and parsed.rows_read % PROGRESS_EVERY == 0:
-            progress(parsed.rows_read, opened.total)
-    if parsed.rows_read == 0:
-        raise UserInputError(f"{opened.label}: no rows to import (the {_what(opened)} is empty)")
-    if progress is not None and parsed.rows_read % PROGRESS_EVERY:
-        progress(parsed.rows_read, opened.total)
-    if parsed.skipped_bad:
-        log.warning(
-            "%s: skipped %d bad row(s), e.g. %s", opened.label, parsed.skipped_bad, parsed.bad_examples[0]
-        )
+    parsed = ParsedFile(opened.label, opened.format, [], seed=seed, heldout_percent=heldout_percent)
+    parsed.tally(
+        opened,
+        _prompts(opened, forced, seed, heldout_percent),
+        skip_bad=skip_bad,
+        progress=progress,
+        empty=f"the {_what(opened)} is empty",
+    )
     return parsed
 
 
-def import_prompts(
-    store: Store,
-    source: str,
-    *,
-    skip_bad: bool = False,
-    split: str | None = None,
-    heldout_percent: float = 10,
-    seed: int = 0,
-    progress: Progress | None = None,
-    limits: ImportLimits | None = None,
-) -> ImportReport:
+def import_prompts(store: Store, source: str, **options: Unpack[ReadOptions]) -> ImportReport:
     """Import prompts from a file or dataset: parse everything first, then write in one transaction."""
-    parsed = read_prompt_rows(
-        source,
-        split=split,
-        heldout_percent=heldout_percent,
-        seed=seed,
-        skip_bad=skip_bad,
-        progress=progress,
-        limits=limits,
-    )
+    parsed = read_prompt_rows(source, **options)
     counts = store.add_prompts_bulk(parsed.rows, source=parsed.source)
-    report = ImportReport(
-        source=parsed.source,
-        format=parsed.format,
-        rows_read=parsed.rows_read,
-        inserted=counts.inserted,
-        duplicates=counts.duplicates,
-        skipped_bad=parsed.skipped_bad,
-        bad_examples=list(parsed.bad_examples),
-        by_split={s: counts.by_split.get(s, 0) for s in SPLITS},
-        seed=seed,
-        heldout_percent=heldout_percent,
+    return logged(ImportReport(**ImportReport.counted(parsed, counts)))
+
+
+def logged(report: ImportReport) -> ImportReport:
+    """The report, after logging its summary line with the split settings."""
+    log.info(
+        "%s (split seed %d, %s%% held out when unnamed)",
+        report.summary(),
+        report.seed,
+        report.heldout_percent,
     )
-    log.info("%s (split seed %d, %s%% held out when unnamed)", report.summary(), seed, heldout_percent)
     return report
 
 
@@ -225,7 +261,7 @@ def open_prompt_source(
     source = os.fspath(source)
     path = Path(source).expanduser()
     if path.is_file() or (not path.exists() and looks_like_path(source)):
-        if split is not None and split not in SPLITS:
+        if split is not None and split not in values(Split):
             raise UserInputError(
                 f"{path.name}: a file has no dataset splits; split must be train or heldout, got {split!r}"
             )

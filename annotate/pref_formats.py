@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from errors import UserInputError
-from store.queries import SPLITS
 
 from .import_readers import RowProblem, describe
 
 # The prompt importer's value cleaning (numpy/pandas unwrapping, NaN, invalid UTF-8): one convention for both.
-from .import_rows import ROLES, _check_text, _clean, short
+from .import_rows import ROLES, _check_text, _clean, row_split, short
 
 FORMATS = ("trl", "trl-conversational", "ultrafeedback", "hh-rlhf")
 # Columns with a meaning; the rest of a row goes to the new prompt's `meta`. UltraFeedback's `messages`
@@ -62,7 +61,9 @@ def parse_row(record: dict[str, Any], fmt: str) -> Preference:
         scores = (_score(row, "score_chosen"), _score(row, "score_rejected"))
     meta = {k: v for k, v in row.items() if k not in KNOWN}
     diverged = fmt == "hh-rlhf" and diverged
-    return Preference(messages, chosen, rejected, _split(row), *scores, meta=meta or None, diverged=diverged)
+    return Preference(
+        messages, chosen, rejected, row_split(row), *scores, meta=meta or None, diverged=diverged
+    )
 
 
 def guess_format(record: dict[str, Any]) -> str | None:
@@ -112,11 +113,8 @@ def _cleaned(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _text(row: dict[str, Any], name: str) -> str:
-    value = row.get(name)
-    if value is None:
-        raise RowProblem(name, "missing")
-    if not isinstance(value, str):
-        raise RowProblem(name, f"expected a string, got {describe(value)}")
+    """A text column that must hold something."""
+    value = _response(row, name)
     if not value.strip():
         raise RowProblem(name, "empty")
     return value
@@ -130,16 +128,6 @@ def _response(row: dict[str, Any], name: str) -> str:
     if not isinstance(value, str):
         raise RowProblem(name, f"expected a string, got {describe(value)}")
     return value
-
-
-def _split(row: dict[str, Any]) -> str | None:
-    value = row.get("split")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str) or value.strip().lower() not in SPLITS:
-        shown = short(value) if isinstance(value, str) else describe(value)
-        raise RowProblem("split", f"expected 'train' or 'heldout', got {shown}")
-    return value.strip().lower()
 
 
 def _score(row: dict[str, Any], name: str) -> float | None:

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Unpack
 
 from errors import UserInputError
 from store.data_queries import NewPreference
-from store.queries import SPLITS, content_hash
+from store.queries import content_hash
 
 from .import_limits import ImportLimits
 from .import_readers import Opened, RowProblem
-from .importer import SKIP_BAD_HINT, assign_split, check_split_options, open_prompt_source, row_message
+from .importer import (
+    ImportReport,
+    ParsedFile,
+    ReadOptions,
+    assign_split,
+    check_split_options,
+    logged,
+    open_prompt_source,
+    row_message,
+)
 from .pref_formats import FORMATS, detect_format, parse_row
 
 if TYPE_CHECKING:
@@ -23,10 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DETECT_ROWS = 20
-MAX_BAD_EXAMPLES = 5
-PROGRESS_EVERY = 1_000
-
-Progress = Callable[[int, int | None], None]
 
 __all__ = [
     "FORMATS",
@@ -39,45 +44,34 @@ __all__ = [
 
 
 @dataclass
-class ParsedPreferences:
-    """Every valid row of a source as preferences to store, plus what was skipped."""
+class ParsedPreferences(ParsedFile):
+    """Every valid row of a source as preferences (NewPreference) to store, plus what was skipped."""
 
-    source: str
-    format: str
-    detected: str  # why this format: "forced with --format", or what detection saw
-    rows: list[NewPreference]
-    rows_read: int = 0
-    skipped_bad: int = 0
-    bad_examples: list[str] = field(default_factory=list)
+    detected: str = ""  # why this format: "forced with --format", or what detection saw
     empty_responses: int = 0  # empty chosen or rejected texts, kept: an empty reply is data
     diverged: int = 0  # HH-RLHF rows whose conversations part before the final turn
 
+    def keep(self, result: tuple[Any, bool]) -> None:
+        row, diverged = result
+        self.rows.append(row)
+        self.empty_responses += (not row.chosen.strip()) + (not row.rejected.strip())
+        self.diverged += diverged
+
 
 @dataclass(frozen=True)
-class PrefImportReport:
+class PrefImportReport(ImportReport):
     """What a preference import did, for the CLI line and the Data tab."""
 
-    source: str
-    format: str
-    detected: str
-    model: str
-    rows_read: int
-    inserted: int
-    duplicates: int
-    new_prompts: int
-    skipped_bad: int
-    bad_examples: list[str]
-    by_split: dict[str, int]
-    seed: int
-    heldout_percent: float
+    detected: str = ""
+    model: str = ""
+    new_prompts: int = 0
     empty_responses: int = 0
     diverged: int = 0
 
     def summary(self) -> str:
         """One line: `hh.jsonl (hh-rlhf): 120 pairs imported (train 108, heldout 12), ...`."""
-        splits = ", ".join(f"{s} {self.by_split.get(s, 0)}" for s in SPLITS)
         line = (
-            f"{self.source} ({self.format}): {self.inserted} pair(s) imported ({splits}; "
+            f"{self.source} ({self.format}): {self.inserted} pair(s) imported ({self.splits()}; "
             f"{self.new_prompts} new prompt(s)), {self.duplicates} duplicate(s) skipped, "
             f"{self.skipped_bad} bad row(s) skipped"
         )
@@ -121,98 +115,55 @@ def _clip(text: str, n: int) -> str:
 
 
 def read_preference_rows(
-    source: str,
-    *,
-    format: str = "auto",
-    split: str | None = None,
-    heldout_percent: float = 10,
-    seed: int = 0,
-    skip_bad: bool = False,
-    progress: Progress | None = None,
-    limits: ImportLimits | None = None,
+    source: str, *, format: str = "auto", **options: Unpack[ReadOptions]
 ) -> ParsedPreferences:
-    """Parse and validate every row; a bad row raises one line naming file, row and field, or is counted."""
+    """Parse and validate every row; a bad row raises one line naming file, row and field, or is counted.
+
+    `format` is auto (detected from the first rows) or one of FORMATS; `options` as `read_prompt_rows`'.
+    """
+    seed, heldout_percent = options.get("seed", 0), options.get("heldout_percent", 10)
     _check_options(format, heldout_percent, seed)
-    opened, forced_split = open_prompt_source(source, split, limits)
+    opened, forced_split = open_prompt_source(source, options.get("split"), options.get("limits"))
     fmt, detected, records = _format(opened, format)
     if fmt == "prompts":
         raise UserInputError(
             f"{opened.label}: rows hold prompts only ({detected}); import them with --format prompts"
         )
-    parsed = ParsedPreferences(opened.label, fmt, detected, [])
-    for number, record in records:
-        parsed.rows_read += 1
-        try:
-            row, diverged = _to_new(record, fmt, opened.label, number, forced_split, seed, heldout_percent)
-        except RowProblem as problem:
-            message = row_message(opened.label, number, problem)
-            if not skip_bad:
-                raise UserInputError(message + SKIP_BAD_HINT) from None
-            parsed.skipped_bad += 1
-            if len(parsed.bad_examples) < MAX_BAD_EXAMPLES:
-                parsed.bad_examples.append(message)
-        else:
-            parsed.rows.append(row)
-            parsed.empty_responses += (not row.chosen.strip()) + (not row.rejected.strip())
-            parsed.diverged += diverged
-        if progress is not None and parsed.rows_read % PROGRESS_EVERY == 0:
-            progress(parsed.rows_read, opened.total)
-    if parsed.rows_read == 0:
-        raise UserInputError(f"{opened.label}: no rows to import (it is empty)")
-    if progress is not None and parsed.rows_read % PROGRESS_EVERY:
-        progress(parsed.rows_read, opened.total)
-    if parsed.skipped_bad:
-        log.warning(
-            "%s: skipped %d bad row(s), e.g. %s", opened.label, parsed.skipped_bad, parsed.bad_examples[0]
-        )
+    parsed = ParsedPreferences(
+        opened.label, fmt, [], detected=detected, seed=seed, heldout_percent=heldout_percent
+    )
+    results = (
+        (number, _result(record, fmt, opened.label, number, forced_split, seed, heldout_percent))
+        for number, record in records
+    )
+    parsed.tally(
+        opened,
+        results,
+        skip_bad=options.get("skip_bad", False),
+        progress=options.get("progress"),
+        empty="it is empty",
+    )
     if parsed.empty_responses:
         log.info("%s: kept %d empty response(s)", opened.label, parsed.empty_responses)
     return parsed
 
 
 def import_preferences(
-    store: Store,
-    source: str,
-    *,
-    format: str = "auto",
-    split: str | None = None,
-    heldout_percent: float = 10,
-    seed: int = 0,
-    skip_bad: bool = False,
-    progress: Progress | None = None,
-    limits: ImportLimits | None = None,
+    store: Store, source: str, *, format: str = "auto", **options: Unpack[ReadOptions]
 ) -> PrefImportReport:
     """Import a preference file or dataset: parse everything first, then write it in one transaction."""
-    parsed = read_preference_rows(
-        source,
-        format=format,
-        split=split,
-        heldout_percent=heldout_percent,
-        seed=seed,
-        skip_bad=skip_bad,
-        progress=progress,
-        limits=limits,
-    )
+    parsed = read_preference_rows(source, format=format, **options)
     # The annotator is the dataset: its labels stay apart from every person's in stats and the queue.
     counts = store.add_preferences_bulk(parsed.rows, source=parsed.source, annotator=parsed.source)
     report = PrefImportReport(
-        source=parsed.source,
-        format=parsed.format,
+        **ImportReport.counted(parsed, counts),
         detected=parsed.detected,
         model=counts.model,
-        rows_read=parsed.rows_read,
-        inserted=counts.inserted,
-        duplicates=counts.duplicates,
         new_prompts=counts.new_prompts,
-        skipped_bad=parsed.skipped_bad,
-        bad_examples=list(parsed.bad_examples),
-        by_split={s: counts.by_split.get(s, 0) for s in SPLITS},
-        seed=seed,
-        heldout_percent=heldout_percent,
         empty_responses=parsed.empty_responses,
         diverged=parsed.diverged,
     )
-    log.info("%s (split seed %d, %s%% held out when unnamed)", report.summary(), seed, heldout_percent)
+    logged(report)
     return report
 
 
@@ -272,6 +223,22 @@ def _format(opened: Opened, forced: str) -> tuple[str, str, Iterator]:
     fmt, why = detect_format([r for _, r in head if isinstance(r, dict)], opened.label)
     log.info("%s: detected format %s (%s)", opened.label, fmt, why)
     return fmt, f"detected: {why}", itertools.chain(head, opened.records)
+
+
+def _result(
+    record: Any,
+    fmt: str,
+    label: str,
+    number: int,
+    forced_split: str | None,
+    seed: int,
+    heldout_percent: float,
+) -> tuple[NewPreference, bool] | str:
+    """A row as (preference, conversations diverged) or as its one-line error."""
+    try:
+        return _to_new(record, fmt, label, number, forced_split, seed, heldout_percent)
+    except RowProblem as problem:
+        return row_message(label, number, problem)
 
 
 def _to_new(
