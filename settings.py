@@ -88,6 +88,14 @@ def install_secret(path: Path) -> bytes:
     return data
 
 
+def store_secret(store: object) -> bytes:
+    """The install secret of the home that holds `store`'s database (a throwaway one for an in-memory store)."""
+    path = getattr(store, "path", None)
+    if not path or str(path) == ":memory:":
+        return secrets.token_bytes(32)
+    return Paths(Path(path).parent).install_secret()
+
+
 def keyed_seed(secret: bytes, *parts: object) -> int:
     """A 60-bit seed from an HMAC of `parts` under the install secret: recorded, but not predictable."""
     text = ":".join(str(p) for p in parts).encode()

@@ -6,6 +6,7 @@ import gradio as gr
 
 from annotate.data_service import DataService
 from annotate.import_limits import MAX_UPLOAD_BYTES, size_text
+from common.vocab import ExportTies, LabelSource, values
 from context import Context
 from errors import PrefLabError
 from safe_text import md_text
@@ -69,7 +70,7 @@ def build_data_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) 
             ["jsonl", "parquet"], value="jsonl", label="File format", elem_id="export-format"
         )
         exp_sources = gr.CheckboxGroup(
-            ["human", "judge", "import"],
+            list(values(LabelSource)),
             value=[],
             label="Label sources (none ticked: all)",
             elem_id="export-sources",
@@ -81,7 +82,10 @@ def build_data_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) 
             elem_id="export-agreement",
         )
         exp_ties = gr.Dropdown(
-            ["drop", "keep"], value="drop", label="Ties and both-bad", elem_id="export-ties"
+            list(values(ExportTies)),
+            value=ExportTies.DROP.value,
+            label="Ties and both-bad",
+            elem_id="export-ties",
         )
     with gr.Row():
         export_btn = gr.Button("Export to a file", elem_id="export-run", scale=0, min_width=200)

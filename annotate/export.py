@@ -15,8 +15,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.vocab import JUDGE_WINNERS, PREFERENCES, ExportTies, LabelSource, Split, values
 from errors import UserInputError
-from store.queries import LABEL_SOURCES, SPLITS
+from settings import store_secret
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,8 +29,7 @@ log = logging.getLogger(__name__)
 
 EXPORT_FORMATS = ("jsonl", "parquet")
 AGREEMENT = ("any", "agree", "disagree")
-TIE_POLICIES = ("drop", "keep")
-JUDGE_WINNERS = ("a", "b", "tie", "both_bad")
+TIE_POLICIES = values(ExportTies)
 
 # What each exported column means; the dataset card's column table is built from this.
 COLUMNS: dict[str, str] = {
@@ -68,15 +68,17 @@ class ExportFilters:
     since: date | None = field(default=None, metadata={"help": "labels stored on or after this day"})
     until: date | None = field(default=None, metadata={"help": "labels stored on or before this day"})
     agreement: str = field(default="any", metadata={"help": "any, agree or disagree with the judge"})
-    ties: str = field(default="drop", metadata={"help": "drop or keep tie and both-bad labels"})
+    ties: str = field(
+        default=ExportTies.DROP.value, metadata={"help": "drop or keep tie and both-bad labels"}
+    )
     split: str | None = field(default=None, metadata={"help": "only this prompt split"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", tuple(self.sources))
         object.__setattr__(self, "annotators", tuple(self.annotators))
         for source in self.sources:
-            if source not in LABEL_SOURCES:
-                raise UserInputError(f"source must be one of {', '.join(LABEL_SOURCES)}; got {source!r}")
+            if source not in values(LabelSource):
+                raise UserInputError(f"source must be one of {', '.join(LabelSource)}; got {source!r}")
         for name in ("since", "until"):
             object.__setattr__(self, name, _day(name, getattr(self, name)))
         if self.since and self.until and self.since > self.until:
@@ -85,7 +87,7 @@ class ExportFilters:
             raise UserInputError(f"agreement must be one of {', '.join(AGREEMENT)}; got {self.agreement!r}")
         if self.ties not in TIE_POLICIES:
             raise UserInputError(f"ties must be drop or keep; got {self.ties!r}")
-        if self.split is not None and self.split not in SPLITS:
+        if self.split is not None and self.split not in values(Split):
             raise UserInputError(f"split must be train or heldout; got {self.split!r}")
 
     def describe(self) -> str:
@@ -101,7 +103,9 @@ class ExportFilters:
             parts.append(f"only labels that {self.agreement} with the judge")
         if self.split:
             parts.append(f"{self.split} split only")
-        parts.append("ties and both-bad dropped" if self.ties == "drop" else "ties and both-bad kept")
+        parts.append(
+            "ties and both-bad dropped" if self.ties == ExportTies.DROP else "ties and both-bad kept"
+        )
         return "; ".join(parts)
 
 
@@ -129,7 +133,7 @@ class Selection:
 
     @property
     def by_split(self) -> dict[str, int]:
-        return {s: sum(1 for r in self.records if r["split"] == s) for s in SPLITS}
+        return {s: sum(1 for r in self.records if r["split"] == s) for s in values(Split)}
 
 
 @dataclass(frozen=True)
@@ -182,8 +186,8 @@ def filter_frame(frame: pd.DataFrame, filters: ExportFilters) -> tuple[pd.DataFr
             same if filters.agreement == "agree" else judged & ~same,
             f"not {filters.agreement}ing with the judge",
         )
-    if filters.ties == "drop":
-        keep(frame["decision"].isin(["a", "b"]), "ties/both-bad")
+    if filters.ties == ExportTies.DROP:
+        keep(frame["decision"].isin(PREFERENCES), "ties/both-bad")
     return frame, dropped
 
 
@@ -217,21 +221,9 @@ def pseudonymised(frame: pd.DataFrame, secret: bytes) -> pd.DataFrame:
     if frame.empty:
         return frame
     frame = frame.copy()
-    human = frame["source"] == "human"
+    human = frame["source"] == LabelSource.HUMAN
     frame.loc[human, "annotator"] = [pseudonym(secret, str(a)) for a in frame.loc[human, "annotator"]]
     return frame
-
-
-def store_secret(store: Store) -> bytes:
-    """The install secret of the home the store's database lives in (a throwaway one for an in-memory store)."""
-    from settings import Paths
-
-    path = getattr(store, "path", None)
-    if not path or str(path) == ":memory:":
-        import secrets
-
-        return secrets.token_bytes(32)
-    return Paths(Path(path).parent).install_secret()
 
 
 def to_records(frame: pd.DataFrame) -> list[dict]:

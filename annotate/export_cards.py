@@ -8,6 +8,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from common.vocab import ExportTies, LabelSource
+
 from .export import COLUMNS, ExportFilters
 
 # Per-response keys (seeds, slots, source rows, scores): not settings, so left out of the settings table.
@@ -85,6 +87,11 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
+def front_matter(yaml_text: str, title: str) -> list[str]:
+    """A card's first lines: the YAML metadata block the Hub reads, then the title."""
+    return ["---", yaml_text.rstrip("\n"), "---", "", f"# {title}", ""]
+
+
 def fence(text: str, info: str = "") -> list[str]:
     """A fenced block that the text cannot close early."""
     ticks = "`" * max(3, max((len(m) for m in re.findall(r"`+", text)), default=0) + 1)
@@ -110,12 +117,7 @@ def dataset_card(
     """README.md for the dataset: YAML front matter, then how the data was made."""
     n = int(len(frame))
     lines = [
-        "---",
-        yaml_text.rstrip("\n"),
-        "---",
-        "",
-        f"# {title}",
-        "",
+        *front_matter(yaml_text, title),
         f"{n} preference pairs for DPO, collected with PrefLab (human-in-the-loop annotation with an LLM judge's "
         "suggestions). Splits: " + ", ".join(f"{s} {k}" for s, k in by_split.items() if k) + ".",
         "",
@@ -210,14 +212,14 @@ def _labels_section(frame, filters: ExportFilters, dropped: dict[str, int]) -> l
     tie_line = (
         f"Tie policy: ties and both-bad labels are **dropped** ({dropped.get('ties/both-bad', 0)} left out), "
         "so every row has a real preference."
-        if filters.ties == "drop"
+        if filters.ties == ExportTies.DROP
         else "Tie policy: ties and both-bad labels are **kept**; `decision` says which rows they are "
         "(`chosen` is then simply gen_a). Drop them before training unless your loss handles them."
     )
     sources = {
-        "human": "a person's vote in the Annotate tab (the judge's suggestion may have been shown: see `suggestion_shown`)",
-        "judge": "a judge verdict consistent in both presentation orders, accepted as a label",
-        "import": "a preference taken from an existing dataset (annotator = the dataset)",
+        LabelSource.HUMAN: "a person's vote in the Annotate tab (the judge's suggestion may have been shown: see `suggestion_shown`)",
+        LabelSource.JUDGE: "a judge verdict consistent in both presentation orders, accepted as a label",
+        LabelSource.IMPORT: "a preference taken from an existing dataset (annotator = the dataset)",
     }
     return [
         "### Labels",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .export_cards import fence, mask_secrets, public_name, scrub, table
+from .export_cards import fence, front_matter, mask_secrets, public_name, scrub, table
 
 KEY_TRAINING_FIELDS = (
     "beta",
@@ -58,12 +58,7 @@ def model_card(
     if result.get("steps") is not None:
         lineage.append(["steps", result["steps"]])
     lines = [
-        "---",
-        yaml_text.rstrip("\n"),
-        "---",
-        "",
-        f"# {title}",
-        "",
+        *front_matter(yaml_text, title),
         "A LoRA adapter trained with DPO (TRL `DPOTrainer` + PEFT) by PrefLab, on preference pairs labelled by "
         "people with an LLM judge's suggestions. It applies on top of the policy variant below.",
         "",

@@ -7,12 +7,13 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.vocab import JobStatus, Split, values
 from errors import PrefLabError, UserInputError
-from store.queries import SPLITS
 
 from .export import (
     ExportFilters,
@@ -105,7 +106,7 @@ def build_dataset_folder(
         raise UserInputError(nothing_to_export(chosen, filters))
     root = _empty_folder(out_dir)
     splits = []
-    for split in SPLITS:
+    for split in values(Split):
         records = [r for r in chosen.records if r["split"] == split]
         if not records:
             continue  # a config naming a split with no files fails to load on the Hub
@@ -200,7 +201,7 @@ def build_adapter_folder(
     run = store.run_lineage(int(run_id))
     if run is None:
         raise UserInputError(f"no training run #{run_id}; see the Train tab or `launch.py stats`")
-    if run["status"] != "done":
+    if run["status"] != JobStatus.DONE:
         raise UserInputError(
             f"run #{run_id} is {run['status']}; only a finished run's adapter can be published"
         )
@@ -315,18 +316,28 @@ def _push_error(exc: BaseException, repo_id: str, token: str | None) -> str:
     return f"cannot push to {repo_id} on the Hub: {mask_secrets(text)}"
 
 
-def push_dataset(
-    api: Any, repo_id: str, folder: str | os.PathLike, *, private: bool, token: str | None
-) -> str:
-    """Upload a dataset folder built by `build_dataset_folder`."""
-    return push_folder(api, repo_id, folder, repo_type="dataset", private=private, token=token)
-
-
-def push_adapter(
-    api: Any, repo_id: str, folder: str | os.PathLike, *, private: bool, token: str | None
-) -> str:
-    """Upload an adapter folder built by `build_adapter_folder`."""
-    return push_folder(api, repo_id, folder, repo_type="model", private=private, token=token)
+def _publish(
+    repo_id: str,
+    build: Callable[[Path], HubFolder],
+    *,
+    private: bool,
+    api: Any,
+    token: str | None,
+) -> tuple[HubFolder, str]:
+    """Check the repo id and the token, `build` the folder in a temporary place, push it; the folder and URL."""
+    check_repo_id(repo_id)
+    token = require_token(token if token is not None else hub_token())
+    with tempfile.TemporaryDirectory(prefix="preflab-hub-") as tmp:
+        folder = build(Path(tmp))
+        url = push_folder(
+            api if api is not None else make_hf_api(),
+            repo_id,
+            folder.path,
+            repo_type=folder.repo_type,
+            private=private,
+            token=token,
+        )
+    return folder, url
 
 
 def publish_dataset(
@@ -341,22 +352,19 @@ def publish_dataset(
     real_names: bool = False,
 ) -> tuple[HubFolder, str]:
     """Build the dataset folder in a temporary place and push it (private unless asked); returns it and the URL."""
-    check_repo_id(repo_id)
-    token = require_token(token if token is not None else hub_token())
-    with tempfile.TemporaryDirectory(prefix="preflab-hub-") as tmp:
-        folder = build_dataset_folder(
+
+    def build(tmp: Path) -> HubFolder:
+        return build_dataset_folder(
             store,
-            Path(tmp) / "dataset",
+            tmp / "dataset",
             filters,
             name=repo_id,
             private=private,
             license=license,
             real_names=real_names,
         )
-        url = push_dataset(
-            api if api is not None else make_hf_api(), repo_id, folder.path, private=private, token=token
-        )
-    return folder, url
+
+    return _publish(repo_id, build, private=private, api=api, token=token)
 
 
 def publish_adapter(
@@ -371,13 +379,10 @@ def publish_adapter(
     license: str | None = None,
 ) -> tuple[HubFolder, str]:
     """Build the adapter folder in a temporary place and push it as a model repo."""
-    check_repo_id(repo_id)
-    token = require_token(token if token is not None else hub_token())
-    with tempfile.TemporaryDirectory(prefix="preflab-hub-") as tmp:
-        folder = build_adapter_folder(
-            store, run_id, Path(tmp) / "adapter", name=repo_id, dataset_repo=dataset_repo, license=license
+
+    def build(tmp: Path) -> HubFolder:
+        return build_adapter_folder(
+            store, run_id, tmp / "adapter", name=repo_id, dataset_repo=dataset_repo, license=license
         )
-        url = push_adapter(
-            api if api is not None else make_hf_api(), repo_id, folder.path, private=private, token=token
-        )
-    return folder, url
+
+    return _publish(repo_id, build, private=private, api=api, token=token)

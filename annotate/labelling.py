@@ -96,7 +96,8 @@ def _decision(side: str, swapped: bool) -> str:
 
 def _screen_side(suggestion: str) -> str:
     """A screen-terms suggestion ('a' = shown as A) as the vote button it names: 'A', 'B', or 'tie' as it is."""
-    return {Decision.A: Side.A.value, Decision.B: Side.B.value}.get(suggestion, suggestion)
+    sides: dict[str, str] = {Decision.A: Side.A.value, Decision.B: Side.B.value}
+    return sides.get(suggestion, suggestion)
 
 
 def check_annotator(name: str) -> str:

@@ -7,6 +7,8 @@ import math
 
 import pandas as pd
 
+from common.vocab import Decision, LabelSource, Order, values
+
 JUDGE_PREFIX = "judge:"
 
 
@@ -30,7 +32,7 @@ def judge_consensus(verdicts: pd.DataFrame) -> pd.DataFrame:
     grouped = verdicts.assign(model=verdicts["model"].fillna("")).groupby(keys, dropna=False)
     rows = []
     for key, g in grouped:
-        if set(g["position_order"]) != {"ab", "ba"}:
+        if set(g["position_order"]) != set(values(Order)):
             continue
         winners = set(g["winner"])
         rows.append((*key, winners.pop() if len(winners) == 1 else "unsure"))
@@ -39,7 +41,9 @@ def judge_consensus(verdicts: pd.DataFrame) -> pd.DataFrame:
 
 def agreement(humans: pd.DataFrame) -> dict:
     """Accuracy and κ between human decisions and the suggestion recorded with them."""
-    rated = humans[humans["suggestion"].notna() & humans["decision"].isin(["a", "b", "tie"])]
+    rated = humans[
+        humans["suggestion"].notna() & humans["decision"].isin([Decision.A, Decision.B, Decision.TIE])
+    ]
     if rated.empty:
         return {"n": 0, "accuracy": None, "kappa": None}
     accuracy = float((rated["decision"] == rated["suggestion"]).mean())
@@ -49,7 +53,7 @@ def agreement(humans: pd.DataFrame) -> dict:
 
 def inter_annotator(humans: pd.DataFrame) -> dict:
     """κ between human annotators on pairs two of them labelled (every annotator pair pooled)."""
-    votes = humans[humans["decision"] != "skip"]
+    votes = humans[humans["decision"] != Decision.SKIP]
     left, right = [], []
     for _, g in votes.groupby("pair_id"):
         decisions = g.sort_values("annotator")["decision"].tolist()
@@ -61,7 +65,7 @@ def inter_annotator(humans: pd.DataFrame) -> dict:
 
 def labelling_stats(labels: pd.DataFrame, verdicts: pd.DataFrame) -> dict:
     """Everything `stats` and the Data tab show about labels and the judge."""
-    humans = labels[labels["source"] == "human"]
+    humans = labels[labels["source"] == LabelSource.HUMAN]
     out: dict = {
         "labels_by_source": {k: int(v) for k, v in labels["source"].value_counts().sort_index().items()},
         "human_decisions": {k: int(v) for k, v in humans["decision"].value_counts().sort_index().items()},
@@ -79,7 +83,7 @@ def labelling_stats(labels: pd.DataFrame, verdicts: pd.DataFrame) -> dict:
         "suggestion_shown": agreement(shown),
         "suggestion_hidden": agreement(hidden),
     }
-    overridable = shown[shown["suggestion"].notna() & (shown["decision"] != "skip")]
+    overridable = shown[shown["suggestion"].notna() & (shown["decision"] != Decision.SKIP)]
     out["override_rate"] = (
         round(float((overridable["decision"] != overridable["suggestion"]).mean()), 4)
         if len(overridable)

@@ -13,6 +13,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from common.vocab import Decision, Order
+from settings import keyed_seed, store_secret
+
 log = logging.getLogger(__name__)
 
 RETRY_BASE_S = 60.0  # a failed pair is sent again after about 1 min, then 5, 25, 125 ...
@@ -34,27 +37,20 @@ class DisplayOrder:
 
 def display_order(base_seed: int, pair_id: int, hide_fraction: float, *, secret: bytes) -> DisplayOrder:
     """Per-pair screen order and hide draw from a recorded seed keyed by the install secret (unpredictable)."""
-    from settings import keyed_seed
-
     seed = keyed_seed(secret, base_seed, "pair", pair_id)
     rng = random.Random(seed)
     return DisplayOrder(seed, rng.random() < 0.5, rng.random() < hide_fraction)
 
 
-def _store_secret(store) -> bytes:
-    """The install secret of the home that holds the store's database (a throwaway one for `:memory:`)."""
-    import secrets
-    from pathlib import Path
-
-    from settings import Paths
-
-    if str(store.path) == ":memory:":
-        return secrets.token_bytes(32)
-    return Paths(Path(store.path).parent).install_secret()
-
-
-_FLIP = {"a": "b", "b": "a", "tie": "tie", "both_bad": "both_bad", None: None}
-_FLIP_ORDER = {"ab": "ba", "ba": "ab"}
+# Swapping the screen swaps a and b and the presentation order; a tie or both-bad stays what it is.
+_FLIP: dict[str | None, str | None] = {
+    Decision.A: Decision.B.value,
+    Decision.B: Decision.A.value,
+    Decision.TIE: Decision.TIE.value,
+    Decision.BOTH_BAD: Decision.BOTH_BAD.value,
+    None: None,
+}
+_FLIP_ORDER: dict[str, str] = {Order.AB: Order.BA.value, Order.BA: Order.AB.value}
 
 
 def to_gen_terms(winner: str | None, order: str, swapped: bool) -> tuple[str | None, str]:
@@ -81,7 +77,7 @@ class Suggester:
         self.store = store
         self.judge = judge
         self.base_seed = base_seed
-        self.secret = secret if secret is not None else _store_secret(store)
+        self.secret = secret if secret is not None else store_secret(store)
         self.hide_fraction = hide_fraction
         self.prefetch_depth = prefetch
         self.clock = clock  # epoch seconds; injectable with `sleep` so tests need not wait
@@ -147,7 +143,7 @@ class Suggester:
                 r.model,
                 r.rubric_hash,
             )
-        return PairVerdict.combine(verdicts.get("ab"), verdicts.get("ba"))
+        return PairVerdict.combine(verdicts.get(Order.AB), verdicts.get(Order.BA))
 
     def screen_texts(self, pair_id: int):
         """(pair view, text shown as A, text shown as B)."""

@@ -196,7 +196,9 @@ def test_offline_push_fails_in_one_line_with_the_real_client(seeded, tmp_path, m
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     folder = hub.build_dataset_folder(seeded, tmp_path / "ds", name="acme/x")
     with pytest.raises(PrefLabError) as err:
-        hub.push_dataset(hub.make_hf_api(), "acme/x", folder.path, private=False, token=FAKE_HF)
+        hub.push_folder(
+            hub.make_hf_api(), "acme/x", folder.path, repo_type="dataset", private=False, token=FAKE_HF
+        )
     message = str(err.value)
     assert message.startswith("cannot push to the Hub: offline mode is on (HF_HUB_OFFLINE=1)")
     assert "\n" not in message and FAKE_HF not in message
