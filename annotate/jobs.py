@@ -13,21 +13,22 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from common.vocab import JobKind, JobStatus
 from errors import PrefLabError, UserInputError
 
 log = logging.getLogger(__name__)
 
 HOUR = 3600.0
 # Generous defaults: the demo's longest job (1120 responses on 2 CPU cores) takes about an hour.
-DEFAULT_TIME_LIMITS = {
-    "generate": 24 * HOUR,
-    "eval": 12 * HOUR,
-    "train": 48 * HOUR,
-    "judge": 6 * HOUR,
-    "judge_batch": 48 * HOUR,
+DEFAULT_TIME_LIMITS: dict[str, float] = {
+    JobKind.GENERATE: 24 * HOUR,
+    JobKind.EVAL: 12 * HOUR,
+    JobKind.TRAIN: 48 * HOUR,
+    JobKind.JUDGE: 6 * HOUR,
+    JobKind.JUDGE_BATCH: 48 * HOUR,
 }
 # Kinds that run a local model: one at a time per device, or they only slow each other and double the memory.
-HEAVY_KINDS = frozenset({"generate", "eval", "train"})
+HEAVY_KINDS = frozenset({JobKind.GENERATE, JobKind.EVAL, JobKind.TRAIN})
 LOCAL_DEVICE = "local"
 
 
@@ -76,32 +77,36 @@ def run_job(
 ) -> dict | None:
     """Run a job body to its end, recording status, result and a one-line error; never raises PrefLabError."""
     handle = handle or JobHandle(job_id, store)
-    store.update_job(job_id, status="running")
+    store.update_job(job_id, status=JobStatus.RUNNING.value)
     try:
         result = body(handle)
     except KeyboardInterrupt:
         # Ctrl-C or SIGTERM in a CLI job: what is stored stays; the same command resumes where it can.
-        store.update_job(job_id, status="cancelled", error="interrupted (Ctrl-C or SIGTERM)")
+        store.update_job(job_id, status=JobStatus.CANCELLED.value, error="interrupted (Ctrl-C or SIGTERM)")
         raise
     except PrefLabError as exc:
         if handle.timed_out:
-            store.update_job(job_id, status="cancelled", error=handle.stop_reason)
+            store.update_job(job_id, status=JobStatus.CANCELLED.value, error=handle.stop_reason)
         else:
-            store.update_job(job_id, status="failed", error=str(exc))
+            store.update_job(job_id, status=JobStatus.FAILED.value, error=str(exc))
         log.warning("job %s failed: %s", job_id, exc)
         raise
     except Exception as exc:
         if handle.timed_out:
-            store.update_job(job_id, status="cancelled", error=handle.stop_reason)
+            store.update_job(job_id, status=JobStatus.CANCELLED.value, error=handle.stop_reason)
         else:
             # The UI shows one line; the log keeps the traceback for whoever debugs it.
-            store.update_job(job_id, status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+            store.update_job(
+                job_id, status=JobStatus.FAILED.value, error=f"{type(exc).__name__}: {exc}".splitlines()[0]
+            )
         log.error("job %s crashed:\n%s", job_id, traceback.format_exc())
         raise
     if handle.cancelled:
-        store.update_job(job_id, status="cancelled", result=result or {}, error=handle.stop_reason)
+        store.update_job(
+            job_id, status=JobStatus.CANCELLED.value, result=result or {}, error=handle.stop_reason
+        )
     else:
-        store.update_job(job_id, status="done", result=result or {})
+        store.update_job(job_id, status=JobStatus.DONE.value, result=result or {})
     return result
 
 
@@ -199,10 +204,12 @@ class JobRunner:
         try:
             if heavy:
                 if self.gate.holder(self.device) is not None:
-                    self.store.update_job(job_id, status="queued")
+                    self.store.update_job(job_id, status=JobStatus.QUEUED.value)
                 if not self.gate.acquire(self.device, job_id, lambda: handle.cancel_event.is_set()):
                     self.store.update_job(
-                        job_id, status="cancelled", error="cancelled while waiting for the device"
+                        job_id,
+                        status=JobStatus.CANCELLED.value,
+                        error="cancelled while waiting for the device",
                     )
                     return
             with self._lock:
@@ -264,7 +271,7 @@ class JobRunner:
 
 def job_line(job, runner: JobRunner | None = None) -> str | None:
     """'Job #N waiting for the device (job #M is using it)' for a job that waits its turn; None otherwise."""
-    if job is None or job.status != "queued":
+    if job is None or job.status != JobStatus.QUEUED:
         return None
     holder = runner.waiting_for(job.id) if runner is not None else None
     using = f" (job #{holder} is using it)" if holder is not None else ""

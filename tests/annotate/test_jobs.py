@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from annotate.jobs import JobRunner, job_line
+from annotate.jobs import DEFAULT_TIME_LIMITS, HEAVY_KINDS, JobRunner, job_line
+from common.vocab import JobKind, values
 
 
 class FakeClock:
@@ -76,6 +77,13 @@ def test_time_limits_are_positive_numbers(store):
         JobRunner(store, time_limits={"generate": 0})
     with pytest.raises(UserInputError):
         JobRunner(store, time_limits={"nonsense": 10})
+
+
+def test_every_job_kind_has_a_time_limit_and_plain_string_keys_override_it(store):
+    assert sorted(DEFAULT_TIME_LIMITS) == sorted(values(JobKind))
+    assert HEAVY_KINDS <= set(JobKind)
+    runner = JobRunner(store, time_limits={"judge": 5})
+    assert runner.time_limits[JobKind.JUDGE] == 5 and len(runner.time_limits) == len(JobKind)
 
 
 def test_the_second_heavy_job_waits_for_the_device_until_the_first_finishes(store):
