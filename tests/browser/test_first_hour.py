@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from tests.browser.pages import label_by_keyboard, pick, textarea, wait_text
 from tests.serving import serving
 
 pytestmark = pytest.mark.browser
@@ -36,30 +37,6 @@ def tiny_checkpoint(tmp_path_factory):
     return base, adapter
 
 
-def _textarea(page, elem_id: str) -> str:
-    return page.locator(f"#{elem_id} textarea").input_value()
-
-
-def _wait_text(page, elem_id: str, needle: str, timeout: int = 30_000) -> None:
-    """Wait until the element's text (or its textarea's value) contains `needle`."""
-    page.wait_for_function(
-        "([id, needle]) => { const el = document.getElementById(id); if (!el) return false;"
-        " const box = el.querySelector('textarea'); return (box ? box.value : el.innerText).includes(needle); }",
-        arg=[elem_id, needle],
-        timeout=timeout,
-    )
-
-
-def _pick(page, elem_id: str, option: str) -> None:
-    """Choose an option of a Gradio dropdown by its text."""
-    box = page.locator(f"#{elem_id} input")
-    box.click()
-    page.get_by_role("option", name=option, exact=True).click()
-    page.wait_for_function(
-        "([id, v]) => document.querySelector('#' + id + ' input').value === v", arg=[elem_id, option]
-    )
-
-
 def test_first_hour_from_the_browser_alone(page, tmp_path, tiny_checkpoint):
     base, adapter = tiny_checkpoint
     home = tmp_path / "home"
@@ -70,11 +47,11 @@ def test_first_hour_from_the_browser_alone(page, tmp_path, tiny_checkpoint):
         # 1) Data: the demo prompts.
         page.get_by_role("tab", name="Data").click()
         page.locator("#load-demo").click()
-        _wait_text(page, "import-result", "340 imported")
+        wait_text(page, "import-result", "340 imported")
 
         # Annotate refreshes its counts when selected: no stale "0 prompts ... Import prompts".
         page.get_by_role("tab", name="Annotate").click()
-        _wait_text(page, "annotate-empty", "340 prompts")
+        wait_text(page, "annotate-empty", "340 prompts")
         empty = page.locator("#annotate-empty").inner_text()
         assert "Import prompts" not in empty
         # Nothing to generate from yet: the warning names what to do in the page, never a CLI command.
@@ -91,16 +68,16 @@ def test_first_hour_from_the_browser_alone(page, tmp_path, tiny_checkpoint):
         page.locator("#models-base textarea, #models-base input").first.fill(str(base))
         page.locator("#models-adapters textarea").fill(str(adapter))
         page.locator("#models-register").click()
-        _wait_text(page, "models-table", "mine")
+        wait_text(page, "models-table", "mine")
         assert "this server" in page.locator("#models-table").inner_text()
         # The Arena re-reads the variants when selected: two now (base and mine), so a matchup exists.
         page.get_by_role("tab", name="Arena").click()
-        _wait_text(page, "arena-empty", "not open")
+        wait_text(page, "arena-empty", "not open")
 
         # 3) Annotate: the new variant is offered (the picker refreshes on select); generate a few pairs.
         page.get_by_role("tab", name="Annotate").click()
-        _pick(page, "generate-variant", "mine")
-        _wait_text(page, "generate-note", "mine")
+        pick(page, "generate-variant", "mine")
+        wait_text(page, "generate-note", "mine")
         page.locator("#generate-limit input").fill(str(N_PROMPTS))
         page.locator("#generate-max-tokens input").fill("12")
         page.locator("#generate").click()
@@ -108,33 +85,19 @@ def test_first_hour_from_the_browser_alone(page, tmp_path, tiny_checkpoint):
         page.wait_for_function(
             "document.querySelector('#response-a textarea').value.length > 0", timeout=120_000
         )
-        _wait_text(page, "generation-status", "done", timeout=120_000)
+        wait_text(page, "generation-status", "done", timeout=120_000)
 
-        # 4) Label every pair by keyboard (focus off the text boxes first).
-        page.locator("#progress").click()
-        labelled = 0
-        for key in "123" * 3:
-            if page.locator("#response-a textarea").is_hidden():
-                break
-            before = _textarea(page, "prompt"), _textarea(page, "response-a")
-            page.keyboard.press(key)
-            page.wait_for_function(
-                "([p, a]) => { const x = document.querySelector('#prompt textarea');"
-                " const y = document.querySelector('#response-a textarea');"
-                " return !x || x.offsetParent === null || x.value !== p || y.value !== a; }",
-                arg=list(before),
-                timeout=15_000,
-            )
-            labelled += 1
+        # 4) Label every pair by keyboard.
+        labelled = label_by_keyboard(page, "123" * 3)
         page.locator("#annotate-empty").get_by_text("All pairs are labelled").wait_for(timeout=15_000)
         assert labelled >= 1
 
         # 5) Data: export the triples (ties dropped by default, so keep them to count every label).
         page.get_by_role("tab", name="Data").click()
-        _pick(page, "export-ties", "keep")
+        pick(page, "export-ties", "keep")
         page.locator("#export-run").click()
-        _wait_text(page, "export-result", "wrote")
-        wrote = int(re.search(r"wrote (\d+) triple", _textarea(page, "export-result")).group(1))
+        wait_text(page, "export-result", "wrote")
+        wrote = int(re.search(r"wrote (\d+) triple", textarea(page, "export-result")).group(1))
         # The file the page offers is the one the user downloads.
         with page.expect_download(timeout=15_000) as download:
             page.locator("#export-file a").first.click()
@@ -175,10 +138,10 @@ def test_models_table_and_variant_picker_show_hostile_names_as_text(page, tmp_pa
         page.goto(url)
         page.get_by_role("tab", name="Data").click()
         page.locator("#models").get_by_role("button", name="Models").click()
-        _wait_text(page, "models-table", 'id="xss-va"')
+        wait_text(page, "models-table", 'id="xss-va"')
         assert "xss-vb" in page.locator("#models-table").inner_text()
         page.get_by_role("tab", name="Annotate").click()
-        _pick(page, "generate-variant", VARIANT_B)
-        _wait_text(page, "generate-note", "javascript:window.__xss")
+        pick(page, "generate-variant", VARIANT_B)
+        wait_text(page, "generate-note", "javascript:window.__xss")
         assert dom_findings(page, None) == []
         assert dialogs == [] and page.js_errors == []

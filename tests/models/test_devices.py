@@ -162,8 +162,9 @@ def test_the_pool_moves_to_another_device_and_frees_what_it_holds(base_dir, tmp_
 def _admin_context(tmp_path):
     from access import Access, Role, User
     from context import AppConfig, build_context
+    from models.judge import make_judge
 
-    ctx = build_context(AppConfig(home=tmp_path / "home"), judge=object())
+    ctx = build_context(AppConfig(home=tmp_path / "home"), judge=make_judge("rule"))
     ctx.access = Access((User("ann", "pw", Role.ANNOTATOR), User("boss", "pw", Role.ADMIN)))
     return ctx
 
