@@ -102,12 +102,9 @@ class TrainQueries(QueryMixin):
         result: dict | None = None,
     ) -> RunRow:
         """Set the given fields; 'running' stamps started_at, a final status ended_at."""
-        update = _run_update(run_id, status=status, adapter_path=adapter_path, error=error, result=result)
-        self.write(update)
-        row = self.get_run(run_id)
-        if row is None:
-            raise StoreError(f"no run with id {run_id}")
-        return row
+        return self._write_run(
+            run_id, _run_update(run_id, status=status, adapter_path=adapter_path, error=error, result=result)
+        )
 
     def finish_run(
         self,
@@ -125,13 +122,22 @@ class TrainQueries(QueryMixin):
         """
         check("final run status", status, FINAL_STATUSES)
         update = _run_update(run_id, status=status, adapter_path=adapter_path, error=error, result=result)
+        return self._write_run(run_id, update, register)
 
-        def finish(cur: duckdb.DuckDBPyConnection) -> None:
+    def _write_run(
+        self,
+        run_id: int,
+        update: Callable[[duckdb.DuckDBPyConnection], None],
+        register: tuple[str, str, list[str], str] | None = None,
+    ) -> RunRow:
+        """Run `update` (after registering the variant, if any) in one transaction; the run's row after it."""
+
+        def apply(cur: duckdb.DuckDBPyConnection) -> None:
             if register is not None:
                 self.add_model(*register)  # nested write: joins this transaction
             update(cur)
 
-        self.write(finish)
+        self.write(apply)
         row = self.get_run(run_id)
         if row is None:
             raise StoreError(f"no run with id {run_id}")

@@ -242,3 +242,26 @@ def test_runs_and_jobs_of_a_dead_process_are_marked_failed_but_generation_resume
     assert store.get_job(train_job).status == "failed"
     assert store.get_job(gen_job).status == "running"  # the serving process resumes it
     assert store.mark_interrupted() == {"runs": 0, "jobs": 0}
+
+
+def test_finishing_a_run_registers_its_variant_in_the_same_transaction(store: Store):
+    run = store.create_run(
+        "sft", {"lr": 1}, dataset_hash=None, model_id=None, ref_model_id=None, status="running"
+    )
+    done = store.finish_run(
+        run.id,
+        status="done",
+        adapter_path="/a",
+        result={"steps": 1},
+        register=("sft@1", "base", ["/a"], "sft"),
+    )
+    assert (done.status, done.adapter_path, done.result) == ("done", "/a", {"steps": 1})
+    assert done.ended_at is not None
+    assert store.get_model("sft@1").adapters == ["/a"]
+
+    other = store.create_run("sft", {}, dataset_hash=None, model_id=None, ref_model_id=None, status="running")
+    with pytest.raises(StoreError, match="already exists"):
+        store.finish_run(other.id, status="done", register=("sft@1", "base", [], "sft"))
+    assert store.get_run(other.id).status == "running"  # the failed registration took the update with it
+    with pytest.raises(StoreError, match="no run with id 999"):
+        store.update_run(999, status="running")
