@@ -24,11 +24,11 @@ def plain(*members: StrEnum) -> tuple[str, ...]:
 class Decision(StrEnum):
     """A label's decision (labels.decision), naming gen_a/gen_b, never screen sides."""
 
-    A = "a"
-    B = "b"
-    TIE = "tie"
-    BOTH_BAD = "both_bad"
-    SKIP = "skip"
+    A = "a"  # gen_a is better
+    B = "b"  # gen_b is better
+    TIE = "tie"  # as good as each other
+    BOTH_BAD = "both_bad"  # neither is acceptable
+    SKIP = "skip"  # not judged: never a training example
 
 
 # What a judge verdict or a label's suggestion may say (judge_verdicts.winner, labels.suggestion): no skip.
@@ -40,8 +40,8 @@ PREFERENCES = plain(Decision.A, Decision.B)
 class Side(StrEnum):
     """The two responses as the Annotate tab shows them (A left, B right); a vote is a side or a non-side decision."""
 
-    A = "A"
-    B = "B"
+    A = "A"  # shown on the left
+    B = "B"  # shown on the right
 
 
 # The votes the Annotate tab accepts: a screen side, or a decision that names no side.
@@ -51,8 +51,8 @@ SCREEN_VOTES = plain(Side.A, Side.B, Decision.TIE, Decision.BOTH_BAD, Decision.S
 class Vote(StrEnum):
     """A blind arena vote (battles.vote), in screen sides."""
 
-    LEFT = "left"
-    RIGHT = "right"
+    LEFT = "left"  # the left response is better
+    RIGHT = "right"  # the right response is better
     TIE = "tie"
     BOTH_BAD = "both_bad"
 
@@ -60,26 +60,26 @@ class Vote(StrEnum):
 class Order(StrEnum):
     """Which response a judge saw first (judge_verdicts.position_order): gen_a first or gen_b first."""
 
-    AB = "ab"
-    BA = "ba"
+    AB = "ab"  # gen_a shown first
+    BA = "ba"  # gen_b shown first
 
 
 class LabelSource(StrEnum):
     """Where a label came from (labels.source)."""
 
-    HUMAN = "human"
-    JUDGE = "judge"
-    IMPORT = "import"
+    HUMAN = "human"  # a person's vote in the Annotate tab
+    JUDGE = "judge"  # a judge verdict consistent in both orders, accepted as a label
+    IMPORT = "import"  # read from a preference dataset
 
 
 class JobStatus(StrEnum):
     """A job's or a training run's status (jobs.status, runs.status)."""
 
-    QUEUED = "queued"
+    QUEUED = "queued"  # created, or waiting for the device
     RUNNING = "running"
     DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+    FAILED = "failed"  # the error column says why
+    CANCELLED = "cancelled"  # by a person, a time limit or an interrupt
 
 
 # A job or run that still holds (or waits for) a worker.
@@ -89,60 +89,60 @@ ACTIVE_STATUSES = plain(JobStatus.QUEUED, JobStatus.RUNNING)
 class JobKind(StrEnum):
     """What a background job does (jobs.kind)."""
 
-    GENERATE = "generate"
-    JUDGE = "judge"
-    JUDGE_BATCH = "judge_batch"
-    TRAIN = "train"
-    EVAL = "eval"
+    GENERATE = "generate"  # responses for the prompts' pairs
+    JUDGE = "judge"  # judge verdicts, one request at a time
+    JUDGE_BATCH = "judge_batch"  # judge verdicts through a provider's batch API
+    TRAIN = "train"  # SFT or DPO
+    EVAL = "eval"  # held-out responses and their scores
 
 
 class ModelKind(StrEnum):
     """A model variant's kind (models.kind); 'imported' stands for responses read from a file."""
 
-    BASE = "base"
-    SFT = "sft"
-    DPO = "dpo"
-    IMPORTED = "imported"
+    BASE = "base"  # a base model as it was downloaded
+    SFT = "sft"  # a base with a supervised adapter
+    DPO = "dpo"  # with a DPO adapter on top
+    IMPORTED = "imported"  # stands for a dataset's responses: no weights
 
 
 class RunKind(StrEnum):
     """A training run's kind (runs.kind)."""
 
-    SFT = "sft"
-    DPO = "dpo"
+    SFT = "sft"  # supervised fine-tuning on the chosen responses
+    DPO = "dpo"  # direct preference optimisation on the pairs
 
 
 class Split(StrEnum):
     """A prompt's split (prompts.split): trained and labelled on, or kept for evaluation."""
 
-    TRAIN = "train"
-    HELDOUT = "heldout"
+    TRAIN = "train"  # labelled and trained on
+    HELDOUT = "heldout"  # kept for evaluation
 
 
 class MetricSplit(StrEnum):
     """Which set a training metric was measured on (run_metrics.split)."""
 
-    TRAIN = "train"
-    EVAL = "eval"
+    TRAIN = "train"  # the training triples
+    EVAL = "eval"  # the validation triples
 
 
 class ExportTies(StrEnum):
     """Whether an export drops or keeps tie and both-bad labels (`export --ties`)."""
 
-    DROP = "drop"
-    KEEP = "keep"
+    DROP = "drop"  # every exported row has a real preference
+    KEEP = "keep"  # `decision` says which rows are ties or both-bad
 
 
 class PairPolicy(StrEnum):
     """What DPO training does with ties and with both-bad labels (`tie_policy`, `both_bad_policy`)."""
 
-    DROP = "drop"
-    BOTH_ORDERS = "both_orders"
+    DROP = "drop"  # left out of training
+    BOTH_ORDERS = "both_orders"  # two mirrored triples that pull the reward gap toward zero
 
 
 class RatingTies(StrEnum):
     """How arena ratings count a tie: half a win to each side, left out, or a loss."""
 
-    HALF = "half"
-    EXCLUDE = "exclude"
-    LOSS = "loss"
+    HALF = "half"  # half a win to each side
+    EXCLUDE = "exclude"  # left out
+    LOSS = "loss"  # a non-win for the variant being rated
