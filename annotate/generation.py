@@ -67,6 +67,13 @@ class GenerateConfig:
         """K=4 (two pairs per prompt) so the demo reaches 500+ triples from 250+ prompts."""
         return cls(**{"per_prompt": 4, **overrides})
 
+    @classmethod
+    def from_values(cls, preset: str = "default", **values) -> GenerateConfig:
+        """Settings from plain values, None meaning "not given": the `generate` flags and the Generate pairs form
+        both build theirs here; the demo preset asks for K=4 unless K is given."""
+        values = {k: v for k, v in values.items() if v is not None}
+        return cls.demo(**values) if preset == "demo" else cls(**values)
+
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
@@ -131,6 +138,11 @@ class GenerateResult:
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "tokens_per_second": round(self.tokens_per_second, 2)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> GenerateResult:
+        """A result `to_dict` wrote (a job's stored result), its derived rate dropped."""
+        return cls(**{k: v for k, v in values.items() if k != "tokens_per_second"})
 
     def summary(self) -> str:
         return (

@@ -1,16 +1,49 @@
-"""What the Annotate tab calls: one method per handler, over labelling, suggestions and generation jobs."""
+"""What the Annotate tab and `launch.py generate` call: labelling, suggestions and generation jobs (one body each)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from access import Role
-from annotate.generation import GenerateConfig, GenerateResult, run_generation
+from annotate.generation import GenerateConfig, GenerateResult
 from annotate.labelling import LabelConfig, LabelService, Screen, Voted, check_annotator
 from annotate.suggestions import Suggester
 
 log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+def generate_pairs(ctx, cfg: GenerateConfig, handle, *, progress: Progress | None = None) -> dict:
+    """Generate what `cfg` asks for as the job `handle` (its progress, its cancel); the job's result.
+
+    The one body of `launch.py generate` and the Generate pairs button; `progress` also sees each (done, total).
+    """
+    from annotate import generation  # looked up when called: tests stand a fake run_generation in
+
+    def report(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total)
+        handle.progress(done, total)
+
+    return generation.run_generation(
+        ctx.store, ctx.generator, cfg, progress=report, should_stop=lambda: handle.cancelled
+    ).to_dict()
+
+
+def generate_here(ctx, cfg: GenerateConfig, *, progress: Progress | None = None) -> tuple[int, dict]:
+    """`launch.py generate`: the button's job, recorded the same way, run in this process to its end; (id, result).
+
+    Ctrl-C or SIGTERM (raised from `progress`) leaves the job cancelled and what was stored kept.
+    """
+    from annotate.jobs import run_job
+
+    job_id = ctx.store.create_job("generate", cfg.to_dict())
+    return job_id, run_job(
+        ctx.store, job_id, lambda handle: generate_pairs(ctx, cfg, handle, progress=progress)
+    )
 
 
 @dataclass(frozen=True)
@@ -96,15 +129,9 @@ class AnnotateService:
             raise UserInputError(f"no `{cfg.variant}` variant yet: {get_model}")
 
         def body(handle) -> dict:
-            result = run_generation(
-                self.ctx.store,
-                self.ctx.generator,
-                cfg,
-                progress=handle.progress,
-                should_stop=lambda: handle.cancelled,
-            )
-            self.suggester.prefetch_unjudged()
-            return result.to_dict()
+            result = generate_pairs(self.ctx, cfg, handle)
+            self.suggester.prefetch_unjudged()  # this page's suggestions for the new pairs
+            return result
 
         from annotate.models_service import uses_local_device
 
@@ -143,11 +170,7 @@ class AnnotateService:
             placed = where((job.params or {}).get("variant", "")) if callable(where) else None
             text += f", {placed}" if placed else ""  # "sft on cuda:0, bf16"
         elif job.status == "done":
-            result = job.result or {}
-            summary = GenerateResult(
-                **{k: v for k, v in result.items() if k != "tokens_per_second"}
-            ).summary()
-            text = f"Job #{job.id} done: {summary}"
+            text = f"Job #{job.id} done: {GenerateResult.from_dict(job.result or {}).summary()}"
         else:
             text = f"Job #{job.id} {job.status}: {job.error or ''}".strip()
         return JobStatus(job.id, job.status, job.progress, job.total, text)

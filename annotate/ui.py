@@ -367,10 +367,10 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = No
         from annotate.generation import GenerateConfig
 
         try:
-            cfg = GenerateConfig(
+            cfg = GenerateConfig.from_values(
                 variant=(current or "").strip(),
                 limit=int(limit_v) if limit_v else None,
-                max_new_tokens=int(tokens_v or 256),
+                max_new_tokens=int(tokens_v) if tokens_v else None,
             )
             job_id = svc.start_generation(cfg, username=getattr(request, "username", None))
         except PrefLabError as exc:

@@ -170,3 +170,25 @@ def test_generation_job_checks_the_context_before_generating_anything(sft_store,
         run_generation(sft_store, tiny_pool, _cfg(max_new_tokens=600, batch_size=2))
     assert "context" in str(exc.value) and "\n" not in str(exc.value)
     assert sft_store.counts()["generations"] == 0
+
+
+def test_the_cli_runs_the_button_s_job_in_the_foreground(sft_store, tiny_pool):
+    from types import SimpleNamespace
+
+    from annotate.generation import GenerateResult
+    from annotate.service import generate_here
+
+    seen = []
+    ctx = SimpleNamespace(store=sft_store, generator=tiny_pool)
+    job_id, result = generate_here(ctx, _cfg(limit=2), progress=lambda done, total: seen.append((done, total)))
+    job = sft_store.get_job(job_id)
+    assert job.kind == "generate" and job.status == "done" and job.params == _cfg(limit=2).to_dict()
+    assert job.result == result and (job.progress, job.total) == seen[-1] == (4, 4)
+    assert GenerateResult.from_dict(result).summary().startswith("generated 4 responses (0 already stored)")
+
+
+def test_flags_and_the_form_build_the_same_settings():
+    # None is "not given" (a blank form field, an absent flag): the default stays.
+    assert GenerateConfig.from_values(variant="sft", limit=None, max_new_tokens=None) == GenerateConfig()
+    assert GenerateConfig.from_values("demo", per_prompt=None) == GenerateConfig.demo()
+    assert GenerateConfig.from_values("demo", per_prompt=2).per_prompt == 2
