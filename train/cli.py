@@ -54,17 +54,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 
 def config_from_args(args: argparse.Namespace):
-    """The run's PrefLabDPOConfig: flags over the YAML file over the preset."""
-    from train.config import load_config, read_yaml
+    """The run's PrefLabDPOConfig: flags over the YAML file over the preset, built where the Train tab builds it."""
+    from train.service import dpo_config
 
-    overrides = given(args, TRAIN_FLAGS)
-    if args.include_judge:
-        sources = None
-        if args.config:
-            sources = read_yaml(args.config).get("sources")
-        base = list(sources or PRESETS[args.preset].get("sources") or PrefLabFields.sources)
-        overrides["sources"] = [*base, "judge"]
-    return load_config(args.config, args.preset, overrides)
+    return dpo_config(args.config, args.preset, given(args, TRAIN_FLAGS), include_judge=args.include_judge)
 
 
 def cmd_train(args: argparse.Namespace, ctx) -> int:
