@@ -404,16 +404,13 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sft(args) -> int:
-    from train.sft_config import SFTRunConfig
+    from common.flags import given
+    from train.sft import sft_run_config
+    from train.sft_config import SFT_FLAGS
     from train.sft_service import run_demo_sft
 
-    overrides = {
-        "epochs": args.epochs,
-        "learning_rate": args.lr,
-        "batch_size": args.batch_size,
-        "limit": args.limit,
-    }
-    cfg = SFTRunConfig(**{k: v for k, v in overrides.items() if v is not None})
+    # The Train tab's Demo SFT form builds its settings with sft_run_config too.
+    cfg = sft_run_config(**given(args, SFT_FLAGS))
     ctx = _context(args)
     bar = Bar("sft", "step")
     try:
@@ -459,43 +456,19 @@ def _floats(flag: str, text: str) -> tuple[float, ...]:
 
 
 def cmd_generate(args) -> int:
-    from annotate.generation import GenerateConfig, run_generation
-    from annotate.jobs import JobHandle, run_job
+    from annotate.generation import GenerateConfig, GenerateResult
+    from annotate.service import generate_here
+    from common.flags import given
 
-    overrides = dict(
-        variant=args.variant,
-        split=args.split,
-        limit=args.limit,
-        temperatures=_floats("--temperatures", args.temperatures),
-        top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens,
-        batch_size=args.batch_size,
-        strategy=args.strategy,
-        seed=args.seed,
-        concurrency=args.concurrency,
-    )
-    if args.per_prompt is not None:
-        overrides["per_prompt"] = args.per_prompt
-    cfg = GenerateConfig.demo(**overrides) if args.preset == "demo" else GenerateConfig(**overrides)
+    values = {**given(args, GENERATE_FLAGS), "temperatures": _floats("--temperatures", args.temperatures)}
+    cfg = GenerateConfig.from_values(args.preset, **values)
     ctx = _context(args)
-    job_id = ctx.store.create_job("generate", cfg.to_dict())
     bar = Bar("generating", "resp")
-
-    def body(handle: JobHandle) -> dict:
-        def progress(done: int, total: int) -> None:
-            bar(done, total)
-            handle.progress(done, total)
-
-        return run_generation(ctx.store, ctx.generator, cfg, progress=progress).to_dict()
-
     try:
-        result = run_job(ctx.store, job_id, body)
+        job_id, result = generate_here(ctx, cfg, progress=bar)  # the Generate pairs button's job, run here
     finally:
         bar.close()
-    from annotate.generation import GenerateResult
-
-    summary = GenerateResult(**{k: v for k, v in result.items() if k != "tokens_per_second"}).summary()
-    print(f"job #{job_id}: {summary}")
+    print(f"job #{job_id}: {GenerateResult.from_dict(result).summary()}")
     return EXIT_OK
 
 
