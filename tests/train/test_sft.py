@@ -270,3 +270,15 @@ def test_sft_on_the_default_model_saves_a_loadable_adapter(models_cache, tmp_pat
     )
     after = trained.score(prompts, answers, max_length=256)
     assert sum(after) > sum(before)
+
+
+def test_the_sft_flags_and_the_train_tab_form_build_the_same_settings():
+    from common.flags import given
+    from launch import build_parser
+    from train.sft import sft_run_config
+    from train.sft_config import SFT_FLAGS
+
+    args = build_parser().parse_args(["sft", "--limit", "5"])
+    # The tab's form as it loads (1 epoch) with "At most N examples" = 5; None is a blank field.
+    tab = sft_run_config(epochs=1, limit=5, learning_rate=None)
+    assert sft_run_config(**given(args, SFT_FLAGS)) == tab == SFTRunConfig(epochs=1, limit=5)
