@@ -180,7 +180,9 @@ def test_the_cli_runs_the_button_s_job_in_the_foreground(sft_store, tiny_pool):
 
     seen = []
     ctx = SimpleNamespace(store=sft_store, generator=tiny_pool)
-    job_id, result = generate_here(ctx, _cfg(limit=2), progress=lambda done, total: seen.append((done, total)))
+    job_id, result = generate_here(
+        ctx, _cfg(limit=2), progress=lambda done, total: seen.append((done, total))
+    )
     job = sft_store.get_job(job_id)
     assert job.kind == "generate" and job.status == "done" and job.params == _cfg(limit=2).to_dict()
     assert job.result == result and (job.progress, job.total) == seen[-1] == (4, 4)
