@@ -125,12 +125,12 @@ def fewshot_prefixes(examples: list[tuple[list[dict], str]]) -> list[list[dict]]
 class GenerateResult:
     """What a generation run did."""
 
-    generated: int = 0
-    reused: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
-    pairs: int = 0
-    near_identical: int = 0
+    generated: int = 0  # responses written by this run
+    reused: int = 0  # cells stored before it (a resumed job), not generated again
+    tokens: int = 0  # tokens of the new responses
+    seconds: float = 0.0  # time spent generating them
+    pairs: int = 0  # new pairs offered for labelling
+    near_identical: int = 0  # pairs not offered: their two responses nearly the same
 
     @property
     def tokens_per_second(self) -> float:
