@@ -90,7 +90,8 @@ def detect_format(records: list[dict[str, Any]], label: str) -> tuple[str, str]:
     guesses = [g for g in (guess_format(r) for r in records) if g is not None]
     if not guesses:
         columns = sorted({str(k) for r in records if isinstance(r, dict) for k in r})
-        shown = ", ".join(columns[:12]) or "none"
+        # A name with a line break or control character is escaped: the refusal stays one line.
+        shown = ", ".join(c if c.isprintable() else repr(c) for c in columns[:12]) or "none"
         raise UserInputError(
             f"{label}: cannot tell the format from columns [{shown}]; expected prompt/chosen/rejected "
             "(trl), chosen/rejected message lists (trl-conversational, ultrafeedback), Human:/Assistant: "

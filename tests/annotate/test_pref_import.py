@@ -247,6 +247,11 @@ def test_unknown_columns_fail_in_one_line(tmp_path):
         preview_preferences(str(path))
     assert "odd.jsonl: cannot tell the format from columns [answer, question]" in str(err.value)
     assert "\n" not in str(err.value)
+    # A column named by a line break (the fuzz test found one in a CSV header) is escaped, not printed.
+    path = write_jsonl(tmp_path / "odd2.jsonl", [{"\n": None, "chosen": [], "rejected": []}])
+    with pytest.raises(UserInputError) as err:
+        preview_preferences(str(path))
+    assert "columns ['\\n', chosen, rejected]" in str(err.value) and "\n" not in str(err.value)
 
 
 # -- HH-RLHF parsing --------------------------------------------------------------------------
