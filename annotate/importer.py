@@ -122,18 +122,14 @@ class ImportReport:
     @staticmethod
     def counted(parsed: ParsedFile, counts: Any) -> dict[str, Any]:
         """The fields every import report takes from the parsed source and the store's counts."""
-        return dict(
-            source=parsed.source,
-            format=parsed.format,
-            rows_read=parsed.rows_read,
-            inserted=counts.inserted,
-            duplicates=counts.duplicates,
-            skipped_bad=parsed.skipped_bad,
-            bad_examples=list(parsed.bad_examples),
-            by_split={s: counts.by_split.get(s, 0) for s in values(Split)},
-            seed=parsed.seed,
-            heldout_percent=parsed.heldout_percent,
-        )
+        from_parse = ("source", "format", "rows_read", "skipped_bad", "seed", "heldout_percent")
+        return {
+            **{name: getattr(parsed, name) for name in from_parse},
+            "inserted": counts.inserted,
+            "duplicates": counts.duplicates,
+            "bad_examples": list(parsed.bad_examples),
+            "by_split": {s: counts.by_split.get(s, 0) for s in values(Split)},
+        }
 
     def splits(self) -> str:
         """`train 279, heldout 61`."""
