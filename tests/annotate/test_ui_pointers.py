@@ -82,3 +82,12 @@ def test_generation_refusals_name_the_ui_action_that_fixes_them(service):
     for exc in (no_prompts.value, no_sft.value, none_picked.value):
         assert "launch.py" not in str(exc)
     assert store.cursor().execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+
+
+def test_the_vote_buttons_send_the_vocabulary_the_services_accept():
+    from annotate.ui import VOTE_BUTTONS
+    from common.vocab import SCREEN_VOTES, Vote, values
+    from evaluate.arena_ui import ARENA_BUTTONS
+
+    assert tuple(value for value, *_ in VOTE_BUTTONS) == SCREEN_VOTES
+    assert tuple(value for value, *_ in ARENA_BUTTONS) == values(Vote)
