@@ -231,7 +231,8 @@ def test_config_defaults_and_list_target_modules():
     assert cfg.target_modules == ("q_proj", "v_proj")
     default = SFTRunConfig()
     # Effective batch 8 as 4 x 2: half the peak memory of batch 8 (a 49k-token vocabulary makes big logits).
-    assert (default.epochs, default.learning_rate, default.batch_size, default.grad_accum) == (2, 2e-4, 4, 2)
+    # One epoch: what the sft command and the Train tab have always run (issue 13 item 1).
+    assert (default.epochs, default.learning_rate, default.batch_size, default.grad_accum) == (1, 2e-4, 4, 2)
 
 
 def test_sft_examples_from_prompts_keeps_rows_with_a_gold_answer():
