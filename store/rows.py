@@ -10,9 +10,10 @@ from typing import Any, ClassVar, Self
 
 import duckdb
 
-from common.vocab import JobStatus, plain
+from common.vocab import ACTIVE_STATUSES, JobStatus, plain, values
 
-# The statuses a job or run ends in: entering one stamps ended_at.
+# A job's or run's status, and those it ends in (entering one stamps ended_at).
+STATUSES = values(JobStatus)
 FINAL_STATUSES = plain(JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
@@ -57,6 +58,22 @@ class StoredRow:
         """Every row of TABLE after `where` (a fixed clause; values are parameters)."""
         rows = cur.execute(f"SELECT {cls.COLUMNS} FROM {cls.TABLE} {where}", params).fetchall()
         return [cls.from_row(r) for r in rows]
+
+
+class StatusRow(StoredRow):
+    """A row with a job's status lifecycle (jobs, runs): queued, running, then one of FINAL_STATUSES."""
+
+    status: str
+
+    @property
+    def active(self) -> bool:
+        """Still queued or running."""
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def finished(self) -> bool:
+        """Ended: done, failed or cancelled."""
+        return self.status in FINAL_STATUSES
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,15 @@ from typing import Any
 
 import duckdb
 
-from common.vocab import JobStatus, MetricSplit, RunKind, values
+from common.vocab import MetricSplit, RunKind, values
 from errors import StoreError
 
 from .base import QueryMixin, check
-from .rows import FINAL_STATUSES, StoredRow, dumps, status_update_sets
-
-RUN_KINDS = values(RunKind)
-RUN_STATUSES = values(JobStatus)
-METRIC_SPLITS = values(MetricSplit)
+from .rows import FINAL_STATUSES, STATUSES, StatusRow, dumps, status_update_sets
 
 
 @dataclass(frozen=True)
-class RunRow(StoredRow):
+class RunRow(StatusRow):
     """A training run: its config, data snapshot hash, models and outcome."""
 
     id: int
@@ -44,10 +40,6 @@ class RunRow(StoredRow):
         "ended_at, error, result"
     )
     JSON = {"config": dict, "result": None}
-
-    @property
-    def finished(self) -> bool:
-        return self.status in FINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -78,8 +70,8 @@ class TrainQueries(QueryMixin):
         status: str = "queued",
     ) -> RunRow:
         """Insert a run and return it."""
-        check("run kind", kind, RUN_KINDS)
-        check("run status", status, RUN_STATUSES)
+        check("run kind", kind, values(RunKind))
+        check("run status", status, STATUSES)
 
         def insert(cur: duckdb.DuckDBPyConnection) -> int:
             return int(
@@ -161,7 +153,7 @@ class TrainQueries(QueryMixin):
         """Upsert (step, split, name, value) rows of a run in one statement; returns how many."""
         latest: dict[tuple[int, str, str], float | None] = {}
         for step, split, name, value in rows:
-            check("metric split", split, METRIC_SPLITS)
+            check("metric split", split, values(MetricSplit))
             latest[(int(step), split, str(name))] = None if value is None else float(value)
         if not latest:
             return 0
@@ -280,7 +272,7 @@ def _run_update(
 ) -> Callable[[duckdb.DuckDBPyConnection], None]:
     """The UPDATE of a run's given fields, to run inside a write."""
     if status is not None:
-        check("run status", status, RUN_STATUSES)
+        check("run status", status, STATUSES)
     sets, args = status_update_sets(
         (("status", status), ("adapter_path", adapter_path), ("error", error)),
         status=status,

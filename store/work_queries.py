@@ -9,17 +9,14 @@ from typing import Any
 
 import duckdb
 
-from common.vocab import ACTIVE_STATUSES, JobKind, JobStatus, values
+from common.vocab import JobKind, values
 
 from .base import QueryMixin, check, limit_param
-from .rows import PromptRow, StoredRow, dumps, loads, status_update_sets
-
-JOB_KINDS = values(JobKind)
-JOB_STATUSES = values(JobStatus)
+from .rows import STATUSES, PromptRow, StatusRow, StoredRow, dumps, loads, status_update_sets
 
 
 @dataclass(frozen=True)
-class JobRow(StoredRow):
+class JobRow(StatusRow):
     """A background job and how far it got."""
 
     id: int
@@ -37,10 +34,6 @@ class JobRow(StoredRow):
     TABLE = "jobs"
     COLUMNS = "id, kind, params, status, progress, total, error, result, created_at, started_at, ended_at"
     JSON = {"params": dict, "result": None}
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -101,7 +94,7 @@ class WorkQueries(QueryMixin):
 
     def create_job(self, kind: str, params: dict, *, total: int | None = None) -> int:
         """Queue a job and return its id."""
-        check("job kind", kind, JOB_KINDS)
+        check("job kind", kind, values(JobKind))
         return self.write(
             lambda cur: int(
                 cur.execute(
@@ -123,7 +116,7 @@ class WorkQueries(QueryMixin):
     ) -> None:
         """Set the given fields; entering 'running' stamps started_at, a final status ended_at."""
         if status is not None:
-            check("job status", status, JOB_STATUSES)
+            check("job status", status, STATUSES)
         sets, args = status_update_sets(
             (("status", status), ("progress", progress), ("total", total), ("error", error)),
             status=status,

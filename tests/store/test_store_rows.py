@@ -48,3 +48,13 @@ def test_verdicts_read_back_as_written(store: Store, make_pair):
     store.add_verdicts(written)
     assert store.verdicts_for_pair(pair_id, "rule", None, "r1") == written
     assert store.verdicts_for_pair(pair_id, "rule", "other", "r1") == []
+
+
+def test_jobs_and_runs_say_whether_they_are_active_or_finished(store: Store):
+    job = store.get_job(store.create_job("eval", {}))
+    run = store.create_run("dpo", {}, dataset_hash=None, model_id=None, ref_model_id=None)
+    assert (job.active, job.finished, run.active, run.finished) == (True, False, True, False)
+    store.update_job(job.id, status="cancelled")
+    run = store.update_run(run.id, status="failed", error="boom")
+    job = store.get_job(job.id)
+    assert (job.active, job.finished, run.active, run.finished) == (False, True, False, True)
