@@ -1,4 +1,4 @@
-"""Small helpers shared by the tab modules: empty states, escaping, whole-number fields and cancel buttons."""
+"""Small helpers shared by the tab modules: empty states, escaping, name and whole-number fields, cancel buttons."""
 
 from __future__ import annotations
 
@@ -26,6 +26,19 @@ def warn(exc: BaseException | str) -> None:
     import gradio as gr
 
     gr.Warning(html.escape(str(exc)))
+
+
+# The longest name check_annotator (annotate/labelling.py) accepts: the box stops a longer one as it is typed.
+MAX_NAME_CHARS = 64
+
+
+def name_field(value: str, elem_id: str, **kwargs):
+    """The "Your name" box of a page people vote in (Annotate, Arena); kwargs go to gr.Textbox."""
+    import gradio as gr
+
+    return gr.Textbox(
+        value=value, label="Your name", elem_id=elem_id, max_length=MAX_NAME_CHARS, scale=1, **kwargs
+    )
 
 
 def int_field(label: str, elem_id: str, value: int | None = None, *, minimum=None, maximum=None, **kwargs):

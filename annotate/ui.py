@@ -20,7 +20,7 @@ from context import Context
 from errors import PrefLabError
 from limits import MAX_ITEMS, MAX_NEW_TOKENS
 from safe_text import md_text
-from ui_common import counts_line, empty_state, int_field, warn
+from ui_common import counts_line, empty_state, int_field, name_field, warn
 
 VOTE_BUTTONS = (
     ("A", "vote-a", "A is better  [1]", "primary"),
@@ -141,13 +141,8 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = No
     state = gr.State({"pair_id": None, "shown_at": 0.0, "pending": False, "undo": []})
 
     with gr.Row():
-        annotator = gr.Textbox(
-            value="annotator",
-            label="Your name",
-            elem_id="annotator",
-            scale=1,
-            max_length=64,
-            info="Ignored when the server runs with --auth: your login is used.",
+        annotator = name_field(
+            "annotator", "annotator", info="Ignored when the server runs with --auth: your login is used."
         )
         progress = gr.Markdown(elem_id="progress")
     with gr.Column(visible=True) as empty_col:
