@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.text import first_line
 from common.vocab import JobStatus, Split, values
 from errors import PrefLabError, UserInputError
 
@@ -310,7 +311,7 @@ def push_folder(
 def _push_error(exc: BaseException, repo_id: str, token: str | None) -> str:
     if type(exc).__name__ == "OfflineModeIsEnabled" or hub_offline():
         return _OFFLINE
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     if token:
         text = text.replace(token, "***")  # an error must not echo the credential it was called with
     return f"cannot push to {repo_id} on the Hub: {mask_secrets(text)}"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from common.text import first_line
 from errors import UserInputError
 
 from .import_limits import (
@@ -148,7 +149,7 @@ def _read_file(path: Path, kind: str, limits: ImportLimits) -> Iterator[Record]:
     except UserInputError:
         raise
     except (OSError, EOFError, zlib.error) as exc:  # missing permission, truncated or fake .gz
-        raise UserInputError(f"cannot read {label}: {_first_line(exc)}") from exc
+        raise UserInputError(f"cannot read {label}: {first_line(exc)}") from exc
 
 
 def _decode(raw: bytes) -> tuple[str, UnicodeDecodeError | None]:
@@ -285,7 +286,7 @@ def _parquet(path: Path, label: str, limits: ImportLimits) -> Iterator[Record]:
         # The footer tells the decompressed size before any page is read.
         size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     except (pa.ArrowException, OSError) as exc:
-        raise UserInputError(f"cannot read {label}: {_first_line(exc)}") from exc
+        raise UserInputError(f"cannot read {label}: {first_line(exc)}") from exc
     if size > limits.data_bytes:
         raise UserInputError(data_refusal(label, limits.data_bytes, compressed=True))
     row_number = 0
@@ -299,7 +300,7 @@ def _parquet(path: Path, label: str, limits: ImportLimits) -> Iterator[Record]:
                 row_number += 1
                 yield row_number, rows[index] if rows is not None else _parquet_row(batch, index)
     except pa.ArrowException as exc:
-        raise UserInputError(f"cannot read {label} near row {row_number + 1}: {_first_line(exc)}") from exc
+        raise UserInputError(f"cannot read {label} near row {row_number + 1}: {first_line(exc)}") from exc
 
 
 def _parquet_row(batch: Any, index: int) -> dict[str, Any] | RowProblem:
@@ -310,7 +311,7 @@ def _parquet_row(batch: Any, index: int) -> dict[str, Any] | RowProblem:
         except UnicodeDecodeError as exc:
             return RowProblem(name, _bad_utf8(exc))
         except Exception as exc:  # noqa: BLE001 - Arrow raises many types for one unreadable value
-            return RowProblem(name, f"unreadable value ({_first_line(exc)})")
+            return RowProblem(name, f"unreadable value ({first_line(exc)})")
     return row
 
 
@@ -337,7 +338,7 @@ def _open_dataset(source: str, label: str, split: str | None, *, local: bool) ->
         raise
     except Exception as exc:  # noqa: BLE001 - datasets raises anything from ConnectionError to ValueError
         where = "the folder" if local else "the Hub (offline?)"
-        raise UserInputError(f"cannot load dataset {label} from {where}: {_first_line(exc)}") from exc
+        raise UserInputError(f"cannot load dataset {label} from {where}: {first_line(exc)}") from exc
     if not isinstance(loaded, datasets.Dataset):
         raise UserInputError(f"dataset {label}: expected one split, got {type(loaded).__name__}")
     return Opened(label, "dataset", _dataset_rows(loaded), total=len(loaded))
@@ -379,9 +380,4 @@ def _json_error(exc: BaseException) -> str:
         return f"{exc.msg} at column {exc.colno}"
     if isinstance(exc, RecursionError):
         return "nested too deeply"
-    return _first_line(exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(exc)

@@ -18,3 +18,9 @@ def exception_line(exc: BaseException, limit: int = ONE_LINE_LIMIT) -> str:
     if isinstance(exc, PrefLabError):
         return text
     return one_line(f"{type(exc).__name__}: {text}", limit)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line of text (library errors append hints and tracebacks below it), else its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
