@@ -6,10 +6,11 @@ import argparse
 import logging
 
 from common.flags import Flag, add_flags
+from common.vocab import ExportTies
 from errors import UserInputError
 from progress import Bar
 
-from .export import AGREEMENT, TIE_POLICIES, ExportFilters, export_dataset
+from .export import EXPORT_FORMATS, ExportFilters, export_dataset
 from .import_limits import ImportLimits, limit_flags_given
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ DEFAULT_DATASET_NAME = "preflab-preferences"
 
 # The export flags that are not ExportFilters fields: (flag, argparse options).
 EXPORT_OPTIONS = (
-    ("--format", dict(choices=["jsonl", "parquet"], help="file format (default: from --output's suffix)")),
+    ("--format", dict(choices=list(EXPORT_FORMATS), help="file format (default: from --output's suffix)")),
     ("--output", dict(metavar="PATH", help="write the triples to this .jsonl or .parquet file")),
     (
         "--hub",
@@ -43,14 +44,14 @@ EXPORT_OPTIONS = (
     ("--license", dict(help="license for the Hub card (default: other for datasets, none for adapters)")),
     ("--dataset-repo", dict(metavar="ORG/NAME", help="with --adapter: the dataset repo the card links to")),
 )
-# The filter flags: help and defaults are ExportFilters' fields (common.flags).
+# The filter flags: help, defaults and choices are ExportFilters' fields (common.flags).
 FILTER_FLAGS = (
-    Flag("sources", "--source", repeat=True, choices=("human", "judge", "import")),
+    Flag("sources", "--source", repeat=True),
     Flag("annotators", "--annotator", repeat=True),
     Flag("since", metavar="YYYY-MM-DD"),
     Flag("until", metavar="YYYY-MM-DD"),
-    Flag("agreement", choices=AGREEMENT),
-    Flag("ties", choices=TIE_POLICIES),
+    Flag("agreement"),
+    Flag("ties"),
 )
 
 
@@ -71,7 +72,7 @@ def filters_from_args(args: argparse.Namespace) -> ExportFilters:
         since=getattr(args, "since", None),
         until=getattr(args, "until", None),
         agreement=getattr(args, "agreement", None) or "any",
-        ties=getattr(args, "ties", None) or "drop",
+        ties=getattr(args, "ties", None) or ExportTies.DROP.value,
     )
 
 

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.flags import setting
 from common.vocab import JUDGE_WINNERS, PREFERENCES, ExportTies, LabelSource, Split, values
 from errors import UserInputError
 from settings import store_secret
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 EXPORT_FORMATS = ("jsonl", "parquet")
 AGREEMENT = ("any", "agree", "disagree")
 TIE_POLICIES = values(ExportTies)
+LABEL_SOURCES = values(LabelSource)
 
 # What each exported column means; the dataset card's column table is built from this.
 COLUMNS: dict[str, str] = {
@@ -63,21 +65,19 @@ COLUMNS: dict[str, str] = {
 class ExportFilters:
     """Which confirmed labels go out; ties and both-bad are dropped unless kept explicitly."""
 
-    sources: tuple[str, ...] = field(default=(), metadata={"help": "label sources to keep (default: all)"})
-    annotators: tuple[str, ...] = field(default=(), metadata={"help": "annotators to keep (default: all)"})
-    since: date | None = field(default=None, metadata={"help": "labels stored on or after this day"})
-    until: date | None = field(default=None, metadata={"help": "labels stored on or before this day"})
-    agreement: str = field(default="any", metadata={"help": "any, agree or disagree with the judge"})
-    ties: str = field(
-        default=ExportTies.DROP.value, metadata={"help": "drop or keep tie and both-bad labels"}
-    )
-    split: str | None = field(default=None, metadata={"help": "only this prompt split"})
+    sources: tuple[str, ...] = setting((), "label sources to keep (default: all)", choices=LABEL_SOURCES)
+    annotators: tuple[str, ...] = setting((), "annotators to keep (default: all)")
+    since: date | None = setting(None, "labels stored on or after this day")
+    until: date | None = setting(None, "labels stored on or before this day")
+    agreement: str = setting("any", "any, agree or disagree with the judge", choices=AGREEMENT)
+    ties: str = setting(ExportTies.DROP.value, "drop or keep tie and both-bad labels", choices=TIE_POLICIES)
+    split: str | None = setting(None, "only this prompt split")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sources", tuple(self.sources))
         object.__setattr__(self, "annotators", tuple(self.annotators))
         for source in self.sources:
-            if source not in values(LabelSource):
+            if source not in LABEL_SOURCES:
                 raise UserInputError(f"source must be one of {', '.join(LabelSource)}; got {source!r}")
         for name in ("since", "until"):
             object.__setattr__(self, name, _day(name, getattr(self, name)))
