@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from access import Access
 from common.seams import Jobs, Judge, ModelSource
+from common.vocab import ModelKind
 from settings import Paths, resolve_home
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ def register_defaults(store: Store) -> None:
     """Register the default base model as the `base` variant on first run."""
     from models.local import DEFAULT_BASE
 
-    store.ensure_model("base", DEFAULT_BASE, [], "base")
+    store.ensure_model("base", DEFAULT_BASE, [], ModelKind.BASE)
 
 
 def variant_resolver(store: Store) -> Callable[[str], Variant]:

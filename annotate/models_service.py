@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from access import Role
+from common.vocab import ModelKind, plain
 from errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 MAX_NAME_CHARS = 64
 MAX_ADAPTERS = 8
 MAX_PATH_CHARS = 1024
-KINDS = ("base", "sft", "dpo")
+KINDS = plain(ModelKind.BASE, ModelKind.SFT, ModelKind.DPO)  # what a person may register (not imported)
 _NAME = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
 
 
@@ -67,7 +68,7 @@ def list_variants(ctx, *, generating_only: bool = False) -> list[VariantInfo]:
     """Every registered variant, oldest first; `generating_only` drops responses imported from files."""
     out = []
     for row in ctx.store.list_models():
-        if generating_only and row.kind == "imported":
+        if generating_only and row.kind == ModelKind.IMPORTED:
             continue
         out.append(
             VariantInfo(
@@ -147,7 +148,7 @@ def register_variant(
     store = ctx.store
     existing = store.get_model(name)
     if existing is not None and base is None and served is not None:
-        if existing.kind == "imported":
+        if existing.kind == ModelKind.IMPORTED:
             raise UserInputError(f"{name!r} stands for imported responses; pick another name")
         row = store.set_model_endpoint(
             name,
@@ -168,7 +169,7 @@ def register_variant(
         # Absolute paths: the variant must resolve the same from any working directory.
         stored_base = str(Path(base).expanduser().resolve()) if looks_local(base) else base
         stored_adapters = [str(Path(a).expanduser().resolve()) for a in adapters]
-    kind = kind or ("sft" if stored_adapters or not stored_base else "base")
+    kind = kind or (ModelKind.SFT if stored_adapters or not stored_base else ModelKind.BASE).value
     row = store.add_model(
         name,
         stored_base,

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from common.flags import Flag, add_flags
+from common.vocab import Split, plain
 from errors import UserInputError
 from evaluate.responses import ResponseParams
 from progress import Bar
@@ -28,7 +29,10 @@ def add_eval_arguments(parser) -> None:
         "(default: base,sft and the newest sft+dpo@RUN that exist; a bare sft+dpo means the newest)",
     )
     parser.add_argument(
-        "--prompts", default="heldout", choices=["heldout", "train"], help="prompt split (default heldout)"
+        "--prompts",
+        default=Split.HELDOUT.value,
+        choices=list(plain(Split.HELDOUT, Split.TRAIN)),
+        help="prompt split (default heldout)",
     )
     parser.add_argument(
         "--limit", type=int, default=DEFAULT_LIMIT, help=f"prompts to evaluate (default {DEFAULT_LIMIT})"
@@ -70,7 +74,7 @@ def cmd_eval(args, ctx) -> int:
         )
     finally:
         bar.close()
-    output_dir = Path(args.output_dir) if args.output_dir else Path(ctx.cfg.home) / "evals"
+    output_dir = Path(args.output_dir) if args.output_dir else ctx.cfg.paths.evals
     md, png = write_report(result, output_dir)
     print(result.markdown())
     print(f"\nwrote {md} and {png}")
