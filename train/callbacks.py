@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.vocab import JobStatus, MetricSplit
 from train.rundir import METRICS, STATUS, RunDir, metric_records
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def make_callbacks(
         def on_train_begin(self, args, state, control, **kwargs):
             self.total = int(state.max_steps)
             if state.is_world_process_zero:
-                self.status(args, state, "running")
+                self.status(args, state, JobStatus.RUNNING.value)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs:
@@ -58,7 +59,7 @@ def make_callbacks(
 
         def on_step_end(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
-                self.status(args, state, "running")
+                self.status(args, state, JobStatus.RUNNING.value)
             orphaned = _parent_gone()
             if _agree(run_dir.cancel_requested() or orphaned):
                 why = "the PrefLab process that started it exited" if orphaned else "cancel requested"
@@ -114,13 +115,13 @@ def make_callbacks(
                 [
                     {
                         "step": int(state.global_step),
-                        "split": "train",
+                        "split": MetricSplit.TRAIN.value,
                         "name": "kl",
                         "value": estimate.per_token,
                     },
                     {
                         "step": int(state.global_step),
-                        "split": "train",
+                        "split": MetricSplit.TRAIN.value,
                         "name": "kl_seq",
                         "value": estimate.per_sequence,
                     },

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from common.flags import Flag, add_flags, given
+from common.vocab import JobStatus
 from train.config import PRESETS, PrefLabFields
 
 EXIT_OK = 0
@@ -107,6 +108,6 @@ def cmd_train(args: argparse.Namespace, ctx) -> int:
     print(result.summary_line())
     for line in result.summary.get("serving") or ():  # a finished run: how to serve its adapter on vLLM
         print(line)
-    if result.status == "done":
+    if result.status == JobStatus.DONE:
         return EXIT_OK
-    return EXIT_CANCELLED if result.status == "cancelled" else EXIT_FAILED
+    return EXIT_CANCELLED if result.status == JobStatus.CANCELLED else EXIT_FAILED

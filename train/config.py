@@ -15,6 +15,7 @@ from typing import Any
 from common.checks import check_dropout, check_int, check_positive, is_number
 from common.flags import setting
 from common.text import one_line
+from common.vocab import LabelSource, PairPolicy, plain, values
 from errors import UserInputError
 from limits import MAX_EPOCHS, MAX_ITEMS, MAX_NEW_TOKENS, check_int_range
 from train.presets import (  # noqa: F401 - re-exported: callers import them from train.config
@@ -29,8 +30,8 @@ from train.presets import (  # noqa: F401 - re-exported: callers import them fro
     set_auto_eval_steps,
 )
 
-LABEL_SOURCES = ("human", "judge", "import")
-PAIR_POLICIES = ("drop", "both_orders")
+LABEL_SOURCES = values(LabelSource)
+PAIR_POLICIES = values(PairPolicy)
 # TRL 1.16's loss types (DPOConfig.loss_type help); every one of them reads the reference log-probs from the batch.
 LOSS_TYPES = (
     "sigmoid",
@@ -83,15 +84,16 @@ class PrefLabFields:
     min_val_pairs: int = setting(4, "Validation triples required (moved from train if short).")
     min_train_pairs: int = setting(16, "Training triples required to start a run.")
     tie_policy: str = setting(
-        "drop",
+        PairPolicy.DROP.value,
         "Ties: 'drop', or 'both_orders' (two mirrored triples that pull the gap toward zero).",
         choices=PAIR_POLICIES,
     )
     both_bad_policy: str = setting(
-        "drop", "Both-bad votes: 'drop', or 'both_orders' like ties.", choices=PAIR_POLICIES
+        PairPolicy.DROP.value, "Both-bad votes: 'drop', or 'both_orders' like ties.", choices=PAIR_POLICIES
     )
     sources: Any = setting(
-        ("human", "import"), "Label sources to train on: human, import, and judge (only when asked)."
+        plain(LabelSource.HUMAN, LabelSource.IMPORT),
+        "Label sources to train on: human, import, and judge (only when asked).",
     )
     limit: int | None = setting(None, "Use at most this many triples (oldest labels first).")
     kl_every: int = setting(10, "Optimizer steps between two KL estimates to the reference; 0 disables them.")

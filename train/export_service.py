@@ -114,7 +114,7 @@ def dpo_serving_lines(ctx, model_name: str, parent, adapter) -> list[str]:
     launch = f"python launch.py --home {q(str(ctx.cfg.home))} models"
     if parent.adapters:
         # The adapter was trained on the merged parent: a server needs that merged checkpoint as its base.
-        merged = ctx.cfg.home / "exports" / f"{lora_module_name(parent.name)}-merged"
+        merged = ctx.cfg.paths.exports / f"{lora_module_name(parent.name)}-merged"
         serve, load = vllm_commands(merged, {name: adapter}, max_rank=rank)
         lines = [
             f"serve {model_name} on vLLM: its adapter applies on the merged {parent.name} model, not on the base",
@@ -126,7 +126,7 @@ def dpo_serving_lines(ctx, model_name: str, parent, adapter) -> list[str]:
         lines = [f"serve {model_name} on vLLM: its adapter applies on {parent.name}'s base", f"  {serve}"]
     lines += [RUNTIME_NOTE, f"  {load}"]
     if parent.adapters:
-        combined = ctx.cfg.home / "exports" / name
+        combined = ctx.cfg.paths.exports / name
         lines += [
             f"or one adapter on the original base: {launch} export-adapter {q(model_name)} {q(str(combined))}"
         ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.vocab import MetricSplit
 from safe_text import md_text
 
 log = logging.getLogger(__name__)
@@ -18,10 +19,10 @@ FLAT_GAP = 0.02
 MIN_POINTS = 6
 # Panels of the run plot: (title, [(split, metric), ...]).
 CURVES = (
-    ("reward gap (train)", [("train", "rewards/margins")]),
-    ("validation reward gap", [("eval", "rewards/margins")]),
-    ("KL to reference (nats/token)", [("train", "kl")]),
-    ("loss", [("train", "loss"), ("eval", "loss")]),
+    ("reward gap (train)", [(MetricSplit.TRAIN, "rewards/margins")]),
+    ("validation reward gap", [(MetricSplit.EVAL, "rewards/margins")]),
+    ("KL to reference (nats/token)", [(MetricSplit.TRAIN, "kl")]),
+    ("loss", [(MetricSplit.TRAIN, "loss"), (MetricSplit.EVAL, "loss")]),
 )
 
 
@@ -48,7 +49,10 @@ def training_warnings(
 ) -> list[HealthWarning]:
     """The DPO failure signs visible in a run's metrics (columns step, split, name, value)."""
     warnings = []
-    chosen, rejected = series(frame, "train", "rewards/chosen"), series(frame, "train", "rewards/rejected")
+    chosen, rejected = (
+        series(frame, MetricSplit.TRAIN, "rewards/chosen"),
+        series(frame, MetricSplit.TRAIN, "rewards/rejected"),
+    )
     if len(chosen) >= min_points and len(rejected) >= min_points:
         late_c, late_r = _late(chosen), _late(rejected)
         if _slope(late_c) < 0 and _slope(late_r) < 0 and late_c.mean() < 0:
@@ -60,7 +64,7 @@ def training_warnings(
                     "learning rate, a higher beta, or add an SFT term (loss_type sigmoid,sft)",
                 )
             )
-    kl = series(frame, "train", "kl")
+    kl = series(frame, MetricSplit.TRAIN, "kl")
     if len(kl) >= 2 and kl.iloc[-1] > kl_threshold and kl.iloc[-1] > kl.iloc[:-1].max():
         warnings.append(
             HealthWarning(
@@ -69,7 +73,7 @@ def training_warnings(
                 "still growing: beta may be too low or the learning rate too high",
             )
         )
-    gap = series(frame, "train", "rewards/margins")
+    gap = series(frame, MetricSplit.TRAIN, "rewards/margins")
     if len(gap) >= min_points and _late(gap).mean() < flat_gap:
         warnings.append(
             HealthWarning(
@@ -78,7 +82,7 @@ def training_warnings(
                 "high, the learning rate too low, or the chosen and rejected answers hard to tell apart",
             )
         )
-    val = series(frame, "eval", "rewards/margins")
+    val = series(frame, MetricSplit.EVAL, "rewards/margins")
     if len(val) >= 3 and len(gap) >= 2:
         peak_step = val.idxmax()
         peak = val.max()
@@ -111,14 +115,14 @@ def final_metrics(frame, *, val_pairs: int) -> dict[str, Any]:
     """Last values of the health metrics, with a 95% interval on the validation reward accuracy."""
     result: dict[str, Any] = {}
     for key, split, name in (
-        ("loss", "train", "loss"),
-        ("train_margin", "train", "rewards/margins"),
-        ("train_accuracy", "train", "rewards/accuracies"),
-        ("val_loss", "eval", "loss"),
-        ("val_margin", "eval", "rewards/margins"),
-        ("val_accuracy", "eval", "rewards/accuracies"),
-        ("kl", "train", "kl"),
-        ("kl_seq", "train", "kl_seq"),
+        ("loss", MetricSplit.TRAIN, "loss"),
+        ("train_margin", MetricSplit.TRAIN, "rewards/margins"),
+        ("train_accuracy", MetricSplit.TRAIN, "rewards/accuracies"),
+        ("val_loss", MetricSplit.EVAL, "loss"),
+        ("val_margin", MetricSplit.EVAL, "rewards/margins"),
+        ("val_accuracy", MetricSplit.EVAL, "rewards/accuracies"),
+        ("kl", MetricSplit.TRAIN, "kl"),
+        ("kl_seq", MetricSplit.TRAIN, "kl_seq"),
     ):
         values = series(frame, split, name)
         if len(values):

@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.vocab import Decision, PairPolicy
 from errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,8 @@ def select_rows(triples, cfg) -> tuple[list[dict[str, Any]], Counter, int]:
         if t.source not in cfg.sources:
             dropped[f"source {t.source}"] += 1
             continue
-        policy = {"tie": cfg.tie_policy, "both_bad": cfg.both_bad_policy}.get(t.decision)
-        if policy == "drop":
+        policy = {Decision.TIE: cfg.tie_policy, Decision.BOTH_BAD: cfg.both_bad_policy}.get(t.decision)
+        if policy == PairPolicy.DROP:
             dropped[t.decision] += 1
             continue
         if not t.chosen.strip() or not t.rejected.strip() or t.chosen == t.rejected:
@@ -108,7 +109,7 @@ def select_rows(triples, cfg) -> tuple[list[dict[str, Any]], Counter, int]:
             continue
         base = _row(t, t.chosen, t.rejected, mirrored=False)
         group = [base]
-        if policy == "both_orders":
+        if policy == PairPolicy.BOTH_ORDERS:
             # A tie says neither is better: both orders cancel at the start and pull the reward gap to zero.
             group.append(_row(t, t.rejected, t.chosen, mirrored=True))
         if cfg.limit is not None and len(rows) + len(group) > cfg.limit:
