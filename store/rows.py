@@ -37,11 +37,12 @@ class StoredRow:
 
     @classmethod
     def from_row(cls, row: tuple) -> Self:
-        values = dict(zip((c.strip() for c in cls.COLUMNS.split(",")), row, strict=True))
+        """The row of a `SELECT COLUMNS`, its JSON columns decoded."""
+        by_column = dict(zip((c.strip() for c in cls.COLUMNS.split(",")), row, strict=True))
         for column, empty in cls.JSON.items():
-            decoded = loads(values[column])
-            values[column] = decoded if empty is None else decoded or empty()
-        return cls(**values)
+            decoded = loads(by_column[column])
+            by_column[column] = decoded if empty is None else (decoded or empty())
+        return cls(**by_column)
 
     @classmethod
     def fetch_one(
