@@ -14,29 +14,18 @@ from pathlib import Path
 
 from settings import Paths
 
-# Entries of a home that must never be served, also while they do not exist yet (the WAL comes and goes).
-PRIVATE_NAMES = (
-    "preflab.duckdb",
-    "preflab.duckdb.wal",
-    "install.secret",
-    "runs",
-    "models",
-    "exports",
-    "evals",
-)
-
 
 def blocked_paths(paths: Paths) -> list[str]:
-    """Everything in the home except the served folder: the known entries plus whatever exists now."""
-    home = paths.home
-    found = {home / name for name in PRIVATE_NAMES}
-    if home.is_dir():
-        found |= {p for p in home.iterdir() if p.name != paths.served.name}
+    """Everything in the home except the served folder: the private entries (also while they do not exist yet:
+    the WAL comes and goes) plus whatever exists now."""
+    found = set(paths.private())
+    if paths.home.is_dir():
+        found |= {p for p in paths.home.iterdir() if p.name != paths.served.name}
     return sorted(str(p) for p in found)
 
 
 def charts_dir(paths: Paths) -> Path:
-    path = paths.served / "charts"
+    path = paths.charts
     path.mkdir(parents=True, exist_ok=True)
     return path
 
