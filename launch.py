@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from common.flags import Flag, HelpFormatter, add_flags
+from common.vocab import Split, values
 from errors import PrefLabError, UserInputError
 from progress import STOP, Bar
 
@@ -25,7 +26,7 @@ JOB_COMMANDS = frozenset({"generate", "judge", "eval", "train", "sft"})
 # it is not given, --preset demo's K=4 applies.
 GENERATE_FLAGS = (
     Flag("variant"),
-    Flag("split", choices=("train", "heldout")),
+    Flag("split", choices=values(Split)),
     Flag("limit"),
     Flag("per_prompt", layered=True),
     Flag("temperatures"),  # comma-separated text; cmd_generate reads the numbers
@@ -62,6 +63,8 @@ def _add_serve(sub) -> None:
 
 
 def _add_models(sub) -> None:
+    from annotate.models_service import KINDS
+
     p = sub.add_parser("models", help="list or register model variants", description="Model variants.")
     msub = p.add_subparsers(dest="models_cmd", metavar="{list,add}", parser_class=CliParser)
     msub.add_parser("list", help="list registered variants")
@@ -79,7 +82,7 @@ def _add_models(sub) -> None:
     )
     a.add_argument(
         "--kind",
-        choices=["base", "sft", "dpo"],
+        choices=list(KINDS),
         help="default: sft when adapters are given or only an endpoint, else base",
     )
     a.add_argument(
