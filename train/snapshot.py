@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.vocab import Decision, PairPolicy
+from common.vocab import Decision, LabelSource, PairPolicy
 from errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ def _too_small(needed: int, have: int, dropped: Counter, available: int, cfg) ->
         parts = ", ".join(f"{n} {why}" for why, n in sorted(dropped.items()))
         message += f" (of {available}; left out: {parts})"
     hints = []
-    if any(k == "source judge" for k in dropped):
+    if any(k == f"source {LabelSource.JUDGE}" for k in dropped):
         hints.append("--include-judge uses judge labels")
     if not hints:
         hints.append("label more pairs in Annotate")
