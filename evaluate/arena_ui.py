@@ -11,7 +11,7 @@ import gradio as gr
 from annotate.jobs import job_line as job_waiting_line
 from context import Context
 from safe_text import md_text
-from ui_common import warn
+from ui_common import name_field, warn
 
 ARENA_BUTTONS = (
     ("left", "arena-vote-left", "Left is better  [1]", "primary"),
@@ -44,14 +44,7 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
     status = gr.Markdown(elem_id="arena-empty", elem_classes=["empty-state"])
     with gr.Row():
         # With --auth the login is the voter: a typed name would let one person vote as another.
-        voter = gr.Textbox(
-            value="voter",
-            label="Your name",
-            elem_id="arena-voter",
-            max_length=64,
-            scale=1,
-            visible=not ctx.access.enabled,
-        )
+        voter = name_field("voter", "arena-voter", visible=not ctx.access.enabled)
         prepare = gr.Button("Prepare responses", elem_id="arena-prepare", scale=0, min_width=200)
         close = gr.Button("Close arena", elem_id="arena-close", scale=0, min_width=160)
         stop = gr.Button("Stop preparing", elem_id="arena-cancel", scale=0, min_width=160)
