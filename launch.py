@@ -1,4 +1,7 @@
-"""PrefLab's command line: `python launch.py [--home DIR] <command> ...` (serve is the default)."""
+"""PrefLab's command line: `python launch.py [--home DIR] <command> ...` (serve is the default).
+
+Each command is a short handler over the service its tab also calls; ARCHITECTURE.md maps them all.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ import threading
 from collections.abc import Callable, Sequence
 
 from common.flags import Flag, HelpFormatter, add_flags
-from common.vocab import Split, values
 from errors import PrefLabError, UserInputError
 from progress import STOP, Bar
 
@@ -26,7 +28,7 @@ JOB_COMMANDS = frozenset({"generate", "judge", "eval", "train", "sft"})
 # it is not given, --preset demo's K=4 applies.
 GENERATE_FLAGS = (
     Flag("variant"),
-    Flag("split", choices=values(Split)),
+    Flag("split"),
     Flag("limit"),
     Flag("per_prompt", layered=True),
     Flag("temperatures"),  # comma-separated text; cmd_generate reads the numbers
@@ -34,7 +36,7 @@ GENERATE_FLAGS = (
     Flag("max_new_tokens"),
     Flag("batch_size"),
     Flag("concurrency"),
-    Flag("strategy", choices=("temperatures", "fewshot")),
+    Flag("strategy"),
     Flag("seed"),
 )
 

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from common.flags import setting
+from common.vocab import Split, values
 from errors import UserInputError
 from limits import MAX_BATCH_SIZE, MAX_ITEMS, MAX_NEW_TOKENS, MAX_PER_PROMPT, check_int_range
 from models.endpoint import MAX_CONCURRENCY
@@ -24,18 +26,18 @@ class GenerateConfig:
     """What `generate` and the #generate button do."""
 
     variant: str = field(default="sft", metadata={"help": "variant that writes the responses"})
-    split: str = field(default="train", metadata={"help": "prompt split to generate for"})
+    split: str = setting(Split.TRAIN.value, "prompt split to generate for", choices=values(Split))
     limit: int | None = field(default=None, metadata={"help": "at most this many prompts"})
     per_prompt: int = field(
         default=2, metadata={"help": "K responses per prompt; pairs are (1,2), (3,4), ..."}
     )
-    temperatures: tuple[float, ...] = field(default=(0.7, 1.2), metadata={"help": "cycled over the K slots"})
+    temperatures: tuple[float, ...] = setting((0.7, 1.2), "comma-separated, cycled over the K slots")
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass"})
     max_new_tokens: int = field(default=256, metadata={"help": "longest response"})
     batch_size: int = field(default=16, metadata={"help": "prompts per forward batch"})
     seed: int = field(default=0, metadata={"help": "recorded base seed; each cell's seed derives from it"})
-    strategy: str = field(
-        default="temperatures", metadata={"help": "temperatures, or fewshot: two different few-shot prefixes"}
+    strategy: str = setting(
+        "temperatures", "temperatures, or fewshot: two different few-shot prefixes", choices=STRATEGIES
     )
     near_identical: float = field(
         default=0.9, metadata={"help": "similarity at or above which a pair is dropped"}
@@ -59,7 +61,7 @@ class GenerateConfig:
             check_int_range("--limit", self.limit, 1, MAX_ITEMS)
         if self.strategy not in STRATEGIES:
             raise UserInputError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.split not in ("train", "heldout"):
+        if self.split not in values(Split):
             raise UserInputError(f"split must be train or heldout, got {self.split!r}")
 
     @classmethod
@@ -68,11 +70,11 @@ class GenerateConfig:
         return cls(**{"per_prompt": 4, **overrides})
 
     @classmethod
-    def from_values(cls, preset: str = "default", **values) -> GenerateConfig:
+    def from_values(cls, preset: str = "default", **given) -> GenerateConfig:
         """Settings from plain values, None meaning "not given": the `generate` flags and the Generate pairs form
         both build theirs here; the demo preset asks for K=4 unless K is given."""
-        values = {k: v for k, v in values.items() if v is not None}
-        return cls.demo(**values) if preset == "demo" else cls(**values)
+        given = {k: v for k, v in given.items() if v is not None}
+        return cls.demo(**given) if preset == "demo" else cls(**given)
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -194,7 +196,9 @@ def run_generation(
     cells = plan_cells(cfg)
     prefixes = None
     if cfg.strategy == "fewshot":
-        with_gold = [(p.messages, _gold_answer(p.gold)) for p in store.list_prompts(split="train") if p.gold]
+        with_gold = [
+            (p.messages, _gold_answer(p.gold)) for p in store.list_prompts(split=Split.TRAIN) if p.gold
+        ]
         prefixes = fewshot_prefixes([(m, a) for m, a in with_gold if a])
 
     check = getattr(model, "check_context", None)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from annotate.suggestions import Suggester
+from common.vocab import ACTIVE_STATUSES, JobKind, JobStatus, LabelSource
 from errors import JudgeError, UserInputError
 
 log = logging.getLogger(__name__)
@@ -121,8 +122,8 @@ def _judge_in_batches(
         "rubric_hash": rubric,
         "pairs": [[p, s] for p, s in swaps.items()],
     }
-    job_id = store.create_job("judge_batch", params, total=len(items))
-    store.update_job(job_id, status="running")
+    job_id = store.create_job(JobKind.JUDGE_BATCH, params, total=len(items))
+    store.update_job(job_id, status=JobStatus.RUNNING)
     submitted: list[str] = []
 
     def remember(batch_id: str) -> None:
@@ -133,7 +134,7 @@ def _judge_in_batches(
     try:
         results = judge.run_batch(items, poll_interval=poll_interval, progress=progress, on_submit=remember)
     except JudgeError as exc:
-        store.update_job(job_id, status="failed", error=str(exc))
+        store.update_job(job_id, status=JobStatus.FAILED, error=str(exc))
         raise
     _ingest(suggester, job_id, submitted[0], swaps, results, report)
     return report
@@ -143,7 +144,7 @@ def _unfinished_batches(store, suggester: Suggester) -> list:
     """This judge's batch jobs whose batch was created but whose results were never stored, oldest first."""
     name, model, rubric = suggester.key
     found = []
-    for job in store.jobs_with_status("judge_batch", ("queued", "running", "failed")):
+    for job in store.jobs_with_status(JobKind.JUDGE_BATCH, (*ACTIVE_STATUSES, JobStatus.FAILED)):
         p = job.params
         if (p.get("judge"), p.get("model"), p.get("rubric_hash")) != (name, model, rubric):
             continue
@@ -159,14 +160,16 @@ def _resume(suggester: Suggester, job, report: JudgeReport, *, progress, poll_in
     swaps = {int(pid): bool(swapped) for pid, swapped in job.params["pairs"]}
     log.info("resuming Message Batch %s of job #%s (%d pairs)", batch_id, job.id, len(swaps))
     report.resumed_batch = report.resumed_batch or batch_id
-    store.update_job(job.id, status="running")
+    store.update_job(job.id, status=JobStatus.RUNNING)
     try:
         results = judge.wait_batch(batch_id, poll_interval=poll_interval, progress=progress)
     except JudgeError as exc:
         if getattr(exc, "status", None) == 404:  # the batch is gone: its pairs go into a new one
-            store.update_job(job.id, status="cancelled", error=f"Message Batch {batch_id} no longer exists")
+            store.update_job(
+                job.id, status=JobStatus.CANCELLED, error=f"Message Batch {batch_id} no longer exists"
+            )
             return set()
-        store.update_job(job.id, status="failed", error=str(exc))
+        store.update_job(job.id, status=JobStatus.FAILED, error=str(exc))
         raise
     _ingest(suggester, job.id, batch_id, swaps, results, report)
     return set(swaps)
@@ -187,7 +190,7 @@ def _ingest(
             None, None, error="missing from the batch results"
         )
         report.add(suggester.store_verdict(pid, verdict, swapped=swapped))
-    store.update_job(job_id, status="done", progress=len(swaps), result={"batch_id": batch_id})
+    store.update_job(job_id, status=JobStatus.DONE, progress=len(swaps), result={"batch_id": batch_id})
 
 
 def accept_consistent(suggester: Suggester) -> int:
@@ -209,6 +212,8 @@ def accept_consistent(suggester: Suggester) -> int:
             if order.swapped
             else verdict.suggestion
         )
-        store.add_label(pid, annotator, decision, source="judge", suggestion=decision, suggestion_shown=False)
+        store.add_label(
+            pid, annotator, decision, source=LabelSource.JUDGE, suggestion=decision, suggestion_shown=False
+        )
         accepted += 1
     return accepted

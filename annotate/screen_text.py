@@ -8,6 +8,7 @@ import html
 
 from annotate.labelling import Screen
 from annotate.models_service import VariantInfo
+from common.vocab import Decision, ModelKind, Side
 from safe_text import md_text
 from ui_common import counts_line, empty_state
 
@@ -45,7 +46,7 @@ def variant_note(info: VariantInfo | None) -> str:
     name = f"**{md_text(info.name)}**"
     if info.on_endpoint:
         return f"{name} generates on its server ({md_text(info.where)}), not in this process."
-    if info.kind == "base" and info.name != "sft":
+    if info.kind == ModelKind.BASE and info.name != "sft":
         return (
             f"{name} is a base model: its responses are for a baseline. Pairs for DPO on top of your SFT model "
             f"come from `sft`: {GET_SFT}."
@@ -89,10 +90,10 @@ def suggestion_html(screen: Screen, hide: bool) -> tuple[str, str]:
         return f"<div class='judge-pending'>{html.escape(screen.judge_label)} is judging this pair…</div>", ""
     headline, rationale = screen.verdict.display()
     side = screen.suggestion_side
-    if side in ("A", "B"):
+    if side in (Side.A, Side.B):
         # display() speaks of the screen's A/B already: the judge was asked in screen order.
         cls = "judge-ok"
-    elif side == "tie":
+    elif side == Decision.TIE:
         cls = "judge-ok"
     else:
         cls = "judge-unsure" if screen.verdict.status == "unsure" else "judge-failed"

@@ -10,6 +10,8 @@ from access import Role
 from annotate.generation import GenerateConfig, GenerateResult
 from annotate.labelling import LabelConfig, LabelService, Screen, Voted, check_annotator
 from annotate.suggestions import Suggester
+from common import vocab
+from common.vocab import ACTIVE_STATUSES, JobKind
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ def generate_here(ctx, cfg: GenerateConfig, *, progress: Progress | None = None)
     """
     from annotate.jobs import run_job
 
-    job_id = ctx.store.create_job("generate", cfg.to_dict())
+    job_id = ctx.store.create_job(JobKind.GENERATE, cfg.to_dict())
     return job_id, run_job(
         ctx.store, job_id, lambda handle: generate_pairs(ctx, cfg, handle, progress=progress)
     )
@@ -58,7 +60,7 @@ class JobStatus:
 
     @property
     def active(self) -> bool:
-        return self.status in ("queued", "running")
+        return self.status in ACTIVE_STATUSES
 
 
 class AnnotateService:
@@ -137,12 +139,12 @@ class AnnotateService:
 
         # A variant served by an endpoint runs no local model: it does not wait for the device.
         local = uses_local_device(self.ctx.store, [cfg.variant])
-        return self.ctx.jobs.start("generate", cfg.to_dict(), body, job_id=job_id, local=local)
+        return self.ctx.jobs.start(JobKind.GENERATE, cfg.to_dict(), body, job_id=job_id, local=local)
 
     def resume_interrupted(self) -> list[int]:
         """Restart generation jobs a killed process left running; finished cells are not generated again."""
         resumed = []
-        for job in self.ctx.store.jobs_with_status("generate", ("queued", "running")):
+        for job in self.ctx.store.jobs_with_status(JobKind.GENERATE, ACTIVE_STATUSES):
             try:
                 cfg = GenerateConfig(
                     **{k: tuple(v) if isinstance(v, list) else v for k, v in job.params.items()}
@@ -151,16 +153,18 @@ class AnnotateService:
                 resumed.append(job.id)
                 log.info("resumed generation job #%s", job.id)
             except Exception as exc:  # a job that cannot resume is marked, never retried in a loop
-                self.ctx.store.update_job(job.id, status="failed", error=f"could not resume: {exc}")
+                self.ctx.store.update_job(
+                    job.id, status=vocab.JobStatus.FAILED, error=f"could not resume: {exc}"
+                )
         return resumed
 
     def generation_status(self) -> JobStatus:
         """The newest generation job, for the progress line under #generate."""
-        job = self.ctx.store.latest_job("generate")
+        job = self.ctx.store.latest_job(JobKind.GENERATE)
         if job is None:
             return JobStatus(None, "none", 0, None, "No generation job yet.")
         total = job.total or 0
-        if job.status == "queued":
+        if job.status == vocab.JobStatus.QUEUED:
             from annotate.jobs import job_line
 
             text = job_line(job, self.ctx.jobs)
@@ -169,7 +173,7 @@ class AnnotateService:
             where = getattr(self.ctx.generator, "where", None)
             placed = where((job.params or {}).get("variant", "")) if callable(where) else None
             text += f", {placed}" if placed else ""  # "sft on cuda:0, bf16"
-        elif job.status == "done":
+        elif job.status == vocab.JobStatus.DONE:
             text = f"Job #{job.id} done: {GenerateResult.from_dict(job.result or {}).summary()}"
         else:
             text = f"Job #{job.id} {job.status}: {job.error or ''}".strip()
@@ -178,5 +182,5 @@ class AnnotateService:
     def cancel_generation(self, *, username: str | None = None) -> bool:
         """Ask the running generation job to stop after its batch (admin role)."""
         self.ctx.access.require(username, Role.ADMIN)
-        job = self.ctx.store.latest_job("generate")
+        job = self.ctx.store.latest_job(JobKind.GENERATE)
         return bool(job and job.active and self.ctx.jobs.cancel(job.id))

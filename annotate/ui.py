@@ -26,6 +26,7 @@ from annotate.screen_text import (
     variant_note,
 )
 from annotate.service import AnnotateService
+from common.vocab import Decision, Side
 from context import Context
 from errors import PrefLabError
 from limits import MAX_ITEMS, MAX_NEW_TOKENS
@@ -33,11 +34,11 @@ from safe_text import md_text
 from ui_common import int_field, name_field, warn
 
 VOTE_BUTTONS = (
-    ("A", "vote-a", "A is better  [1]", "primary"),
-    ("B", "vote-b", "B is better  [2]", "primary"),
-    ("tie", "vote-tie", "Tie  [3]", "secondary"),
-    ("both_bad", "vote-both-bad", "Both bad  [4]", "secondary"),
-    ("skip", "vote-skip", "Skip  [s]", "secondary"),
+    (Side.A, "vote-a", "A is better  [1]", "primary"),
+    (Side.B, "vote-b", "B is better  [2]", "primary"),
+    (Decision.TIE, "vote-tie", "Tie  [3]", "secondary"),
+    (Decision.BOTH_BAD, "vote-both-bad", "Both bad  [4]", "secondary"),
+    (Decision.SKIP, "vote-skip", "Skip  [s]", "secondary"),
 )
 KEY_HELP = (
     "Keys: `1` A better · `2` B better · `3` tie · `4` both bad · `s` skip · `u` undo (not while typing)"
