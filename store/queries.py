@@ -177,7 +177,12 @@ class Queries(QueryMixin):
             ).fetchone()
             return None if row is None else int(row[0])
 
-        return self.write(insert)
+        try:
+            return self.write(insert)
+        except duckdb.ConstraintException:
+            # Another thread committed the same prompt after our transaction began: DuckDB then refuses the row
+            # instead of skipping it. A fresh transaction sees that prompt, so ON CONFLICT skips it.
+            return self.write(insert)
 
     def get_prompt(self, prompt_id: int) -> PromptRow | None:
         """The prompt with this id, or None."""

@@ -153,3 +153,30 @@ def test_a_second_process_gets_one_line_naming_the_holder(db_path: Path):
         holder.wait(timeout=30)
     with Store.open(db_path) as store:  # the lock goes with the process
         assert "prompts" in store.tables()
+
+
+def test_a_prompt_another_thread_committed_during_our_insert_reads_as_already_stored(
+    store: Store, monkeypatch
+):
+    """DuckDB refuses, rather than skips, a row whose twin was committed after our transaction began."""
+    real_write = store.write
+    other_id = []
+
+    def racing_write(fn, **kwargs):
+        if other_id:  # the race has run: every later write is a plain one
+            return real_write(fn, **kwargs)
+
+        def late(cur):
+            cur.execute("SELECT count(*) FROM prompts").fetchall()  # our snapshot is taken
+            other_id.append(None)
+            other = threading.Thread(target=lambda: other_id.append(store.add_prompt(SHARED, "t", "train")))
+            other.start()
+            other.join()
+            return fn(cur)
+
+        return real_write(late, **kwargs)
+
+    monkeypatch.setattr(store, "write", racing_write)
+    assert store.add_prompt(SHARED, "t", "train") is None
+    assert other_id[1] is not None  # the other thread stored it
+    assert store.counts()["prompts"] == 1
