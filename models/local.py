@@ -325,7 +325,3 @@ def _check_messages(messages: Messages) -> None:
     for message in messages:
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
             raise ModelError(f"each chat message needs 'role' and 'content', got {message!r}"[:200])
-
-
-# models/pool.py still imports this name; it goes once pool.py uses common.text.one_line itself.
-_one_line = one_line
