@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from access import Role
+from common.vocab import JobKind, ModelKind, Vote, values
 from errors import UserInputError
 from evaluate.responses import ResponseParams, ensure_responses
 from settings import keyed_seed
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VOTES = ("left", "right", "tie", "both_bad")
+VOTES = values(Vote)
 # Words that give a model away when a response names itself.
 _LEAK_WORDS = ("smollm", "sft", "dpo", "lora", "adapter", "fine-tuned", "finetuned")
 
@@ -69,7 +70,7 @@ class VoteReceipt:
     @property
     def picked(self) -> str | None:
         """The preferred variant, or None for a tie or both bad."""
-        return {"left": self.left_variant, "right": self.right_variant}.get(self.vote)
+        return {Vote.LEFT: self.left_variant, Vote.RIGHT: self.right_variant}.get(self.vote)
 
 
 @dataclass(frozen=True)
@@ -118,17 +119,17 @@ class ArenaService:
         return self.ctx.access.identity(username, typed if typed is not None else username) or "voter"
 
     def variants(self) -> list[str]:
-        return [m.name for m in self.store.list_models() if m.kind != "imported"]
+        return [m.name for m in self.store.list_models() if m.kind != ModelKind.IMPORTED]
 
     def default_matchup(self) -> Matchup | None:
         """`sft` vs the newest `sft+dpo@…`, else the two newest variants."""
-        models = [m for m in self.store.list_models() if m.kind != "imported"]
+        models = [m for m in self.store.list_models() if m.kind != ModelKind.IMPORTED]
         names = {m.name for m in models}
         dpo = sorted((m for m in models if m.name.startswith("sft+dpo@")), key=lambda m: m.id)
         if "sft" in names and dpo:
             return Matchup("sft", dpo[-1].name)
         # Trained variants first: the base model is registered on every first run and rarely the question.
-        ranked = sorted(models, key=lambda m: (m.kind != "base", m.id))[-2:]
+        ranked = sorted(models, key=lambda m: (m.kind != ModelKind.BASE, m.id))[-2:]
         return Matchup(ranked[0].name, ranked[1].name) if len(ranked) == 2 else None
 
     def _prompts(self, matchup: Matchup):
@@ -185,7 +186,7 @@ class ArenaService:
 
         params = {"arena": [matchup.a, matchup.b], "prompts": len(prompts)}
         local = uses_local_device(self.store, [matchup.a, matchup.b])
-        return self.ctx.jobs.start("eval", params, body, local=local)
+        return self.ctx.jobs.start(JobKind.EVAL, params, body, local=local)
 
     def next_battle(
         self, username: str | None, matchup: Matchup, *, typed: str | None = None

@@ -9,21 +9,22 @@ from __future__ import annotations
 import gradio as gr
 
 from annotate.jobs import job_line as job_waiting_line
+from common.vocab import JobKind, JobStatus, Vote
 from context import Context
 from safe_text import md_text
 from ui_common import name_field, warn
 
 ARENA_BUTTONS = (
-    ("left", "arena-vote-left", "Left is better  [1]", "primary"),
-    ("right", "arena-vote-right", "Right is better  [2]", "primary"),
-    ("tie", "arena-vote-tie", "Tie  [3]", "secondary"),
-    ("both_bad", "arena-vote-both-bad", "Both bad  [4]", "secondary"),
+    (Vote.LEFT, "arena-vote-left", "Left is better  [1]", "primary"),
+    (Vote.RIGHT, "arena-vote-right", "Right is better  [2]", "primary"),
+    (Vote.TIE, "arena-vote-tie", "Tie  [3]", "secondary"),
+    (Vote.BOTH_BAD, "arena-vote-both-bad", "Both bad  [4]", "secondary"),
 )
 
 
 def build_arena_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None):
     """Widgets and events of the Arena tab; the battle (with identities) stays in server-side State."""
-    from annotate.ui import render_prompt
+    from annotate.screen_text import render_prompt
     from errors import PrefLabError
     from evaluate.arena import ArenaService, Matchup
     from evaluate.arena_view import (
@@ -183,7 +184,7 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
         from annotate.jobs import cancel_job
 
         try:
-            job = cancel_job(ctx, login(request), "eval", where=lambda j: bool(j.params.get("arena")))
+            job = cancel_job(ctx, login(request), JobKind.EVAL, where=lambda j: bool(j.params.get("arena")))
         except PrefLabError as exc:
             warn(exc)
             return {job_line: gr.skip()}
@@ -213,12 +214,12 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
         }
 
     def on_tick(name, battle, m, request: gr.Request):
-        job = ctx.store.latest_job("eval")
+        job = ctx.store.latest_job(JobKind.EVAL)
         out = {}
         if job is not None and job.params.get("arena"):
             out[job_line] = (
                 job_waiting_line(job, ctx.jobs)
-                if job.status == "queued"
+                if job.status == JobStatus.QUEUED
                 else f"Preparing responses: {job.progress}/{job.total or '?'} (job #{job.id})"
                 if job.active
                 else f"Responses ready (job #{job.id} {job.status})."

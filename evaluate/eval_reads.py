@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from common.vocab import JobKind, JobStatus
 from errors import UserInputError
 from evaluate.scorers import gold_answer
 
@@ -101,17 +102,17 @@ def sample(store, eval_run_id: int, prompt_id: int) -> dict:
 
 def eval_job_status(store) -> dict:
     """The newest eval job for the tab's progress line: job_id, status, eval_run_id and a sentence."""
-    job = store.latest_job("eval")
+    job = store.latest_job(JobKind.EVAL)
     if job is None:
         return {"job_id": None, "status": "none", "eval_run_id": None, "text": "No eval job yet."}
     run_id = (job.result or {}).get("eval_run_id")
-    if job.status == "queued":
+    if job.status == JobStatus.QUEUED:
         from annotate.jobs import job_line
 
         text = job_line(job)
     elif job.active:
         text = f"Evaluating: {job.progress}/{job.total or '?'} steps (job #{job.id})"
-    elif job.status == "done" and run_id is not None:
+    elif job.status == JobStatus.DONE and run_id is not None:
         text = f"Job #{job.id} done: eval run #{run_id}"
     else:
         text = f"Job #{job.id} {job.status}: {job.error or ''}".strip().rstrip(":")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from access import Role
+from common.vocab import JobKind, ModelKind
 from errors import PrefLabError, UserInputError
 from evaluate.eval_reads import eval_choices, eval_job_status, sample, sample_choices, withheld_variants
 from evaluate.eval_report import (
@@ -150,7 +151,7 @@ def circularity(store, judge, variants: list[str]) -> dict | None:
     hits, most = [], 0
     for name in variants:
         row = store.get_model(name)
-        if row is None or not (row.kind == "dpo" or name.startswith(DPO_PREFIX)):
+        if row is None or not (row.kind == ModelKind.DPO or name.startswith(DPO_PREFIX)):
             continue
         n = store.eval_judge_label_count(annotator, before=row.created_at)
         if n:
@@ -317,4 +318,4 @@ def start_eval_job(ctx, request: EvalRequest | None = None, *, username: str | N
     from annotate.models_service import uses_local_device
 
     # Only served variants: no local model runs, so the job does not wait for the device.
-    return ctx.jobs.start("eval", request.to_dict(), body, local=uses_local_device(ctx.store, names))
+    return ctx.jobs.start(JobKind.EVAL, request.to_dict(), body, local=uses_local_device(ctx.store, names))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from common.vocab import JobKind, JobStatus
 from context import Context
 from safe_text import md_text
 from ui_common import cancel_line, empty_state, int_field, warn
@@ -126,13 +127,17 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) 
         return {job_line: f"Eval job #{job} started."}
 
     def on_cancel(http: gr.Request):
-        text = cancel_line(ctx, http, "eval", "eval", where=lambda j: not j.params.get("arena"))
+        text = cancel_line(ctx, http, JobKind.EVAL, "eval", where=lambda j: not j.params.get("arena"))
         return {job_line: gr.skip() if text is None else text}
 
     def on_tick(current):
         info = eval_job_status(ctx.store)
         out = {job_line: md_text(info["text"])}
-        if info["eval_run_id"] is not None and info["eval_run_id"] != current and info["status"] == "done":
+        if (
+            info["eval_run_id"] is not None
+            and info["eval_run_id"] != current
+            and info["status"] == JobStatus.DONE
+        ):
             choices = eval_choices(ctx.store)
             out[pick] = gr.Dropdown(choices=choices, value=info["eval_run_id"])
         return out

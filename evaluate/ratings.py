@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.vocab import Vote
 from evaluate.ratings_bt import bradley_terry, win_matrix
 from evaluate.ratings_core import (
     TIE_WORDS,
@@ -99,9 +100,9 @@ def _oriented(votes: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     a_left = (pair["left"] == a).to_numpy()
     v = pair["vote"].to_numpy()
     outcome = np.where(
-        v == "left",
+        v == Vote.LEFT,
         np.where(a_left, "win", "loss"),
-        np.where(v == "right", np.where(a_left, "loss", "win"), v),
+        np.where(v == Vote.RIGHT, np.where(a_left, "loss", "win"), v),
     )
     return pair.assign(a_left=a_left, outcome=outcome)
 
@@ -120,7 +121,7 @@ def win_rate(votes: pd.DataFrame, a: str, b: str, *, ties: str = "half", alpha: 
         raise RatingsError(f"win_rate needs two different variants; got {a!r} twice")
     o = _oriented(votes, a, b)["outcome"]
     wins, losses = int((o == "win").sum()), int((o == "loss").sum())
-    n_ties, both_bad = int((o == "tie").sum()), int((o == "both_bad").sum())
+    n_ties, both_bad = int((o == Vote.TIE).sum()), int((o == Vote.BOTH_BAD).sum())
     n = wins + losses + (0 if ties == "exclude" else n_ties)
     successes = wins + (0.5 * n_ties if ties == "half" else 0.0)
     rate = successes / n if n else None
@@ -147,7 +148,7 @@ def position_bias(votes: pd.DataFrame, *, alpha: float = 0.05) -> dict:
     """Left-win rate among decisive votes (all variants pooled) with a Wilson interval; 50% is unbiased."""
     check_votes(votes)
     v = votes["vote"]
-    left, right = int((v == "left").sum()), int((v == "right").sum())
+    left, right = int((v == Vote.LEFT).sum()), int((v == Vote.RIGHT).sum())
     n = left + right
     rate = left / n if n else None
     low, high = wilson_interval(left, n, alpha=alpha)
@@ -164,8 +165,8 @@ def position_bias(votes: pd.DataFrame, *, alpha: float = 0.05) -> dict:
         "n": n,
         "left_wins": left,
         "right_wins": right,
-        "ties": int((v == "tie").sum()),
-        "both_bad": int((v == "both_bad").sum()),
+        "ties": int((v == Vote.TIE).sum()),
+        "both_bad": int((v == Vote.BOTH_BAD).sum()),
         "left_rate": rate,
         "low": low,
         "high": high,

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from common.vocab import RatingTies, plain
 from evaluate.ratings_core import RatingsError, _rng, check_ties, check_votes, side_scores, z_value
 
 ELO_SCALE = 400 / math.log(10)  # P(i beats j) = 1 / (1 + 10 ** ((R_j - R_i) / 400))
@@ -92,7 +93,7 @@ def bradley_terry(
     clean sweep finite: with two variants the gap is 400·log10((wins + c) / (losses + c)).
     Columns: variant, rating, low, high, n_votes, wins, losses, ties; best first. Settings in `.attrs`.
     """
-    check_ties(ties, ("half", "exclude"))
+    check_ties(ties, plain(RatingTies.HALF, RatingTies.EXCLUDE))
     check_votes(votes)
     z_value(alpha)
     if pseudo_count <= 0:

@@ -10,10 +10,11 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from common.vocab import RatingTies, Vote, values
 from errors import UserInputError
 
-VOTES = ("left", "right", "tie", "both_bad")
-TIE_POLICIES = ("half", "exclude", "loss")
+VOTES = values(Vote)
+TIE_POLICIES = values(RatingTies)
 TIE_WORDS = {"half": "ties as half", "exclude": "ties excluded", "loss": "ties as losses"}
 
 
@@ -64,12 +65,12 @@ def side_scores(vote: pd.Series, ties: str) -> tuple[np.ndarray, np.ndarray, np.
     still counts in n), or is dropped ("exclude"). Both-bad votes are never rated.
     """
     v = vote.to_numpy()
-    left = (v == "left").astype(float)
-    right = (v == "right").astype(float)
-    tie = v == "tie"
+    left = (v == Vote.LEFT).astype(float)
+    right = (v == Vote.RIGHT).astype(float)
+    tie = v == Vote.TIE
     if ties == "half":
         left[tie] = right[tie] = 0.5
-    rated = (v == "left") | (v == "right") | (tie & (ties != "exclude"))
+    rated = (v == Vote.LEFT) | (v == Vote.RIGHT) | (tie & (ties != "exclude"))
     return left, right, rated
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.vocab import Vote
 from evaluate.ratings_core import RatingsError, _rng, check_ties, check_votes, level, pct, z_value
 
 LENGTH_COLUMNS = ("len_left", "len_right")
@@ -126,16 +127,16 @@ def length_controlled_win_rate(
     z_value(alpha)
     v = votes_with_lengths
     pair = v[((v["left"] == a) & (v["right"] == b)) | ((v["left"] == b) & (v["right"] == a))]
-    pair = pair[pair["vote"] != "both_bad"]
+    pair = pair[pair["vote"] != Vote.BOTH_BAD]
     if ties == "exclude":
-        pair = pair[pair["vote"] != "tie"]
+        pair = pair[pair["vote"] != Vote.TIE]
     pair = pair.dropna(subset=list(LENGTH_COLUMNS))
     a_left = (pair["left"] == a).to_numpy()
     vote = pair["vote"].to_numpy()
     len_left = pair["len_left"].to_numpy(dtype=float)
     len_right = pair["len_right"].to_numpy(dtype=float)
     len_a, len_b = np.where(a_left, len_left, len_right), np.where(a_left, len_right, len_left)
-    a_won = np.where(a_left, vote == "left", vote == "right").astype(float)
+    a_won = np.where(a_left, vote == Vote.LEFT, vote == Vote.RIGHT).astype(float)
     n = len(pair)
     mean_a = float(len_a.mean()) if n else math.nan
     mean_b = float(len_b.mean()) if n else math.nan
@@ -145,7 +146,7 @@ def length_controlled_win_rate(
         )
 
     # One row per vote; under "half" a tie becomes two rows (a won / a lost) of weight 0.5 each.
-    tie = vote == "tie"
+    tie = vote == Vote.TIE
     d = len_a - len_b
     if ties == "half":
         rows = np.concatenate([np.arange(n), np.flatnonzero(tie)])

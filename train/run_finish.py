@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.vocab import JobStatus, MetricSplit
 from train.process import exit_reason, supervise
 from train.run_prepare import PreparedRun, emit
 from train.rundir import CONFIG, METRICS, REFERENCE, REPORT, MetricsTail, RunDir
@@ -42,7 +43,7 @@ class TrainResult:
     def summary_line(self) -> str:
         """One line for the CLI and the job list."""
         s, final = self.summary, self.summary.get("final", {})
-        if self.status != "done":
+        if self.status != JobStatus.DONE:
             return f"run #{self.run_id} {self.status}" + (f": {self.error}" if self.error else "")
         parts = [f"run #{self.run_id} done: {s.get('steps')} steps on {s.get('train_pairs')} pairs"]
         if "val_accuracy" in final:
@@ -82,14 +83,14 @@ def run_worker(ctx, prepared: PreparedRun, progress, stop, launcher, started) ->
     if status.get("train_seconds") is not None:
         summary["train_seconds"] = status["train_seconds"]
     state = status.get("state")
-    if state == "done" and ended.code == 0 and rd.adapter.is_dir():
-        return finish(ctx, prepared, "done", None, summary, started)
-    if state == "cancelled" or (ended.cancel_requested and state != "failed"):
-        return finish(ctx, prepared, "cancelled", "cancelled by the user", summary, started)
-    error = status.get("error") if state == "failed" else None
+    if state == JobStatus.DONE and ended.code == 0 and rd.adapter.is_dir():
+        return finish(ctx, prepared, JobStatus.DONE.value, None, summary, started)
+    if state == JobStatus.CANCELLED or (ended.cancel_requested and state != JobStatus.FAILED):
+        return finish(ctx, prepared, JobStatus.CANCELLED.value, "cancelled by the user", summary, started)
+    error = status.get("error") if state == JobStatus.FAILED else None
     if error is None:
         error = exit_reason(ended.code) + (f" during step {status.get('step')}" if status.get("step") else "")
-    return finish(ctx, prepared, "failed", f"{error} (log: {rd.log_path})", summary, started)
+    return finish(ctx, prepared, JobStatus.FAILED.value, f"{error} (log: {rd.log_path})", summary, started)
 
 
 def finish(ctx, prepared: PreparedRun, status: str, error, summary: dict, started: float) -> TrainResult:
@@ -107,7 +108,7 @@ def finish(ctx, prepared: PreparedRun, status: str, error, summary: dict, starte
     frame = store.run_metrics_frame([run_id])
     warnings = training_warnings(frame)
     steps = _last_step(frame)
-    model_name = f"{cfg.variant}+dpo@{run_id}" if status == "done" else None
+    model_name = f"{cfg.variant}+dpo@{run_id}" if status == JobStatus.DONE else None
     train_seconds = summary.get("train_seconds")
     summary = {
         **snap.summary(),
@@ -140,7 +141,7 @@ def finish(ctx, prepared: PreparedRun, status: str, error, summary: dict, starte
         run_id,
         status=status,
         error=error,
-        adapter_path=str(rd.adapter) if status == "done" else None,
+        adapter_path=str(rd.adapter) if status == JobStatus.DONE else None,
         result=summary,
         register=(model_name, sft.base, [*sft.adapters, str(rd.adapter)], "dpo") if model_name else None,
     )
@@ -194,7 +195,7 @@ def _reference_summary(ctx, rd: RunDir) -> dict[str, Any]:
 
 
 def _last_step(frame) -> int:
-    rows = frame[frame["split"] == "train"]
+    rows = frame[frame["split"] == MetricSplit.TRAIN]
     return int(rows["step"].max()) if len(rows) else 0
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.vocab import JobStatus, RunKind
 from errors import UserInputError
 from train.rundir import CANCEL, CONFIG, TRAIN, TRAINER_DIR, VAL, RunDir
 
@@ -133,9 +134,9 @@ def prepare_resume(ctx, run_id: int) -> PreparedRun:
     from train.worker import read_rows
 
     run = ctx.store.get_run(run_id)
-    if run is None or run.kind != "dpo":
+    if run is None or run.kind != RunKind.DPO:
         raise UserInputError(f"no DPO run #{run_id}")
-    if run.status == "done":
+    if run.status == JobStatus.DONE:
         raise UserInputError(
             f"run #{run_id} is done (its adapter is registered); start a new run to train more"
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.vocab import JobKind, JobStatus
 from train.run_prepare import run_dir_for
 from train.rundir import REFERENCE, REPORT, RunDir
 
@@ -65,9 +66,9 @@ def _latest(ctx, run, frame) -> LatestRun:
     from served import chart_copy
     from train.health import training_warnings
 
-    job = ctx.store.latest_job("train")
+    job = ctx.store.latest_job(JobKind.TRAIN)
     progress = ""
-    if job is not None and job.status == "queued":
+    if job is not None and job.status == JobStatus.QUEUED:
         progress = " · waiting for the device"
     elif job is not None and job.active:
         progress = f" · step {job.progress}/{job.total or '?'}"
@@ -88,7 +89,7 @@ def sft_job_text(ctx, job_id: int) -> str | None:
     job = ctx.store.get_job(job_id)
     if job is None:
         return None
-    if job.status == "queued":
+    if job.status == JobStatus.QUEUED:
         return job_line(job, ctx.jobs)
     if job.active:
         return f"SFT: step {job.progress}/{job.total or '?'} (job #{job.id})"

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from access import Role
+from common.vocab import JobKind, JobStatus
 from errors import PrefLabError, UserInputError
 from train.process import launcher_for, spawn_worker, worker_command
 from train.run_finish import TrainResult, finish, run_worker
-from train.run_finish import release_device as _release_device  # noqa: F401 - tests/models import it from here
 from train.run_prepare import (
     PreparedRun,
     Progress,
@@ -33,8 +33,6 @@ from train.run_prepare import (
     run_dir_for,
     write_snapshot,
 )
-from train.run_prepare import device_settings as _device_settings  # noqa: F401 - tests/models import it
-from train.run_prepare import training_device as _training_device  # noqa: F401 - tests/models import it
 from train.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -86,17 +84,17 @@ def _start_job(ctx, prepared: PreparedRun, launcher: Launcher | None) -> int:
         result = execute_run(
             ctx, prepared, progress=report, should_stop=lambda: handle.cancelled, launcher=launcher
         )
-        if result.status == "failed":
+        if result.status == JobStatus.FAILED:
             raise PrefLabError(f"run #{result.run_id} failed: {result.error}")  # the job shows the reason
-        if result.status == "cancelled":
+        if result.status == JobStatus.CANCELLED:
             handle.cancel_event.set()  # the job ends "cancelled" too, whoever asked (tab, file, Ctrl-C)
         return result.to_dict()
 
     try:
         params = {"run_id": prepared.run_id, "variant": prepared.cfg.variant}
-        ctx.jobs.start("train", {**params, "resume": True} if prepared.resumed else params, body)
+        ctx.jobs.start(JobKind.TRAIN, {**params, "resume": True} if prepared.resumed else params, body)
     except PrefLabError as exc:
-        ctx.store.update_run(prepared.run_id, status="failed", error=str(exc))
+        ctx.store.update_run(prepared.run_id, status=JobStatus.FAILED.value, error=str(exc))
         raise
     return prepared.run_id
 
@@ -134,7 +132,7 @@ def execute_run(
     """Reference log-probs, snapshot files, worker, ingestion; the run row always ends in a final status."""
     store, rd, run_id = ctx.store, prepared.run_dir, prepared.run_id
     stop = _stop_check(rd, should_stop)
-    store.update_run(run_id, status="running")
+    store.update_run(run_id, status=JobStatus.RUNNING.value)
     started = time.perf_counter()
     try:
         if prepared.resumed:
@@ -143,13 +141,15 @@ def execute_run(
             write_snapshot(ctx, prepared, progress, stop)
         result = run_worker(ctx, prepared, progress, stop, launcher or _launcher(prepared.cfg), started)
     except InterruptedError:
-        return finish(ctx, prepared, "cancelled", "cancelled before training started", {}, started)
+        return finish(
+            ctx, prepared, JobStatus.CANCELLED.value, "cancelled before training started", {}, started
+        )
     except KeyboardInterrupt:
-        finish(ctx, prepared, "cancelled", "interrupted (Ctrl-C)", {}, started)
+        finish(ctx, prepared, JobStatus.CANCELLED.value, "interrupted (Ctrl-C)", {}, started)
         raise
     except BaseException as exc:
         error = str(exc) if isinstance(exc, PrefLabError) else f"{type(exc).__name__}: {exc}"
-        finish(ctx, prepared, "failed", " ".join(error.split())[:400], {}, started)
+        finish(ctx, prepared, JobStatus.FAILED.value, " ".join(error.split())[:400], {}, started)
         raise
     return result
 
