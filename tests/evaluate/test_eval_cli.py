@@ -6,10 +6,10 @@ import argparse
 import re
 
 import pytest
-import test_eval_support as support
 
 from errors import UserInputError
 from evaluate.eval_cli import add_eval_arguments, cmd_eval
+from tests.evaluate import test_eval_support as support
 
 # The shared fixtures, made visible to pytest in this module.
 eval_tokenizer_dir = support.eval_tokenizer_dir

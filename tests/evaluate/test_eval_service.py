@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import test_eval_support as support
 
 from errors import UserInputError
 from evaluate.eval_report import write_report
@@ -23,6 +22,7 @@ from evaluate.eval_service import (
 )
 from evaluate.scorers import default_scorers
 from models.judge import RuleJudge
+from tests.evaluate import test_eval_support as support
 
 # The shared fixtures, made visible to pytest in this module.
 eval_tokenizer_dir = support.eval_tokenizer_dir

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from test_judge_batch import BATCH_ID, FakeBatches
 
 from annotate.judging import judge_pending
 from annotate.suggestions import Suggester
 from models.judge import AnthropicJudge
 from store import Store
+from tests.models.test_judge_batch import BATCH_ID, FakeBatches
 from tests.models.test_judge_support import GOOD, WEAK, FakeAPI
 
 RUBRIC = "Prefer the correct severity. Then prefer brevity."
