@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.vocab import JobKind, JobStatus
+from common.vocab import JobKind, JobStatus, RunKind
 from train.run_prepare import run_dir_for
 from train.rundir import REFERENCE, REPORT, RunDir
 
@@ -42,7 +42,7 @@ class TrainOverview:
 
 def dpo_runs(ctx) -> list:
     """The DPO runs, oldest first."""
-    return [r for r in ctx.store.list_runs() if r.kind == "dpo"]
+    return [r for r in ctx.store.list_runs() if r.kind == RunKind.DPO]
 
 
 def train_overview(ctx) -> TrainOverview:
@@ -51,7 +51,7 @@ def train_overview(ctx) -> TrainOverview:
 
     store = ctx.store
     all_runs = store.list_runs()
-    dpo = [r for r in all_runs if r.kind == "dpo"]
+    dpo = [r for r in all_runs if r.kind == RunKind.DPO]
     frame = store.run_metrics_frame([r.id for r in dpo[-OVERLAID_RUNS:]]) if dpo else pd.DataFrame()
     return TrainOverview(
         counts=store.counts(),
