@@ -65,7 +65,9 @@ def _add_serve(sub) -> None:
 
 
 def _add_models(sub) -> None:
-    from annotate.models_service import KINDS
+    from annotate.models_service import SERVING_FLAGS, VARIANT_FLAGS, VariantSpec
+    from common.flags import field_help
+    from common.serving import Serving
 
     p = sub.add_parser("models", help="list or register model variants", description="Model variants.")
     msub = p.add_subparsers(dest="models_cmd", metavar="{list,add}", parser_class=CliParser)
@@ -77,32 +79,10 @@ def _add_models(sub) -> None:
         "and/or an OpenAI-compatible server (--endpoint, --served-model) that then does its generation. "
         "With only --endpoint, an existing variant without one (e.g. the demo sft) gains it.",
     )
-    a.add_argument("name", help="variant name, e.g. sft")
-    a.add_argument("--base", help="Hugging Face model id or local path of the local weights")
-    a.add_argument(
-        "--adapter", action="append", default=[], help="LoRA adapter folder; repeat to stack, in order"
-    )
-    a.add_argument(
-        "--kind",
-        choices=list(KINDS),
-        help="default: sft when adapters are given or only an endpoint, else base",
-    )
-    a.add_argument(
-        "--endpoint", metavar="URL", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
-    )
-    a.add_argument("--served-model", metavar="ID", help="the model id the server serves (its /v1/models)")
-    a.add_argument(
-        "--api-key-env",
-        metavar="VAR",
-        help="environment variable that holds the server's key (a name ending in _API_KEY; never HF or "
-        "Anthropic keys); the key itself is never stored",
-    )
-    a.add_argument(
-        "--lora-module", metavar="NAME", help="LoRA module name on the server (vLLM --lora-modules)"
-    )
-    a.add_argument(
-        "--revision", help="what the served weights are (a commit, a tag), recorded with responses"
-    )
+    a.add_argument("name", help=field_help(VariantSpec, "name"))
+    add_flags(a, VariantSpec, VARIANT_FLAGS)  # --base, --adapter, --kind
+    # --endpoint, --served-model, --api-key-env, --lora-module, --revision
+    add_flags(a, Serving, SERVING_FLAGS)
     _add_models_export(msub)
 
 
@@ -339,21 +319,9 @@ def cmd_models(args) -> int:
 
                 print(f"{'':<22} runs on {where_it_runs(ctx, m)}")  # e.g. this server: cuda:0, bf16
         return EXIT_OK
-    from annotate.models_service import describe_variant, register_variant
+    from annotate.models_service import describe_variant, register_variant, variant_spec
 
-    row = register_variant(
-        ctx,
-        None,  # the CLI user owns the home: the admin
-        args.name,
-        base=args.base,
-        adapters=args.adapter,
-        endpoint=args.endpoint,
-        served_model=args.served_model,
-        api_key_env=args.api_key_env,
-        lora_module=args.lora_module,
-        revision=args.revision,
-        kind=args.kind,
-    )
+    row = register_variant(ctx, None, variant_spec(args))  # the CLI user owns the home: the admin
     print(f"registered {row.name} ({row.kind}): {describe_variant(row)}")
     return EXIT_OK
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from access import Role
+from common.flags import Flag, given, setting
+from common.serving import Serving
 from common.vocab import ModelKind, plain
 from errors import UserInputError
 
@@ -84,80 +86,90 @@ def list_variants(ctx, *, generating_only: bool = False) -> list[VariantInfo]:
     return out
 
 
-def register_variant(
-    ctx,
-    username: str | None,
-    name: str,
-    base: str | None = None,
-    adapters: Sequence[str] = (),
-    endpoint: str | None = None,
-    served_model: str | None = None,
-    api_key_env: str | None = None,
-    lora_module: str | None = None,
-    *,
-    revision: str | None = None,
-    kind: str | None = None,
-):
-    """Admin only: register `name` as base + adapters, and/or served at `endpoint` as `served_model`.
+@dataclass(frozen=True)
+class VariantSpec:
+    """What a person registers: a name, local weights (base + ordered adapters) and/or where a server serves it.
+
+    The `models add` flags and their help come from these fields (and `Serving`'s).
+    """
+
+    name: str = setting("", "variant name, e.g. sft")
+    base: str | None = setting(None, "Hugging Face model id or local path of the local weights")
+    adapters: tuple[str, ...] = setting(help="LoRA adapter folder; repeat to stack, in order", factory=tuple)
+    kind: str | None = setting(
+        None, "default: sft when adapters are given or only an endpoint, else base", choices=KINDS
+    )
+    serving: Serving = setting(factory=Serving)
+
+
+# The `models add` flags (after its NAME): help and choices are VariantSpec's and Serving's fields (common.flags).
+VARIANT_FLAGS = (Flag("base"), Flag("adapters", "--adapter", repeat=True), Flag("kind"))
+SERVING_FLAGS = (
+    Flag("endpoint", metavar="URL"),
+    Flag("served_model", metavar="ID"),
+    Flag("api_key_env", metavar="VAR"),
+    Flag("lora_module", metavar="NAME"),
+    Flag("revision"),
+)
+
+
+def variant_spec(args) -> VariantSpec:
+    """The VariantSpec that `models add`'s arguments give."""
+    values = given(args, VARIANT_FLAGS)
+    values["adapters"] = tuple(values.get("adapters", ()))
+    return VariantSpec(args.name, **values, serving=Serving(**given(args, SERVING_FLAGS)))
+
+
+def register_variant(ctx, username: str | None, spec: VariantSpec):
+    """Admin only: register `spec.name` as base + adapters, and/or served at an endpoint as a served model.
 
     With an endpoint and no base, an existing variant without an endpoint (say the demo `sft`) gains one: its
     local weights stay for training and reference scoring, generation goes to the server. Returns the ModelRow.
     """
-    from models.endpoint import Endpoint
     from models.variants import check_variant_paths, looks_local
 
     ctx.access.require(username, Role.ADMIN)
-    name = name.strip() if isinstance(name, str) else ""
+    name = spec.name.strip() if isinstance(spec.name, str) else ""
     if not name:
         raise UserInputError("give the variant a name, e.g. sft")
     if len(name) > MAX_NAME_CHARS:
         raise UserInputError(f"a variant name has at most {MAX_NAME_CHARS} characters, got {len(name)}")
     if not _NAME.match(name):
         raise UserInputError(f"a variant name has no spaces or control characters, got {name!r:.80}")
-    base = base.strip() if isinstance(base, str) and base.strip() else None
-    endpoint = endpoint.strip() if isinstance(endpoint, str) and endpoint.strip() else None
-    served_model = served_model.strip() if isinstance(served_model, str) and served_model.strip() else None
-    api_key_env = api_key_env.strip() if isinstance(api_key_env, str) and api_key_env.strip() else None
-    lora_module = lora_module.strip() if isinstance(lora_module, str) and lora_module.strip() else None
-    revision = revision.strip() if isinstance(revision, str) and revision.strip() else None
-    adapters = [a.strip() for a in (adapters or ()) if isinstance(a, str) and a.strip()]
+    base = spec.base.strip() if isinstance(spec.base, str) and spec.base.strip() else None
+    serving = (spec.serving or Serving()).stripped()
+    adapters = [a.strip() for a in (spec.adapters or ()) if isinstance(a, str) and a.strip()]
     if len(adapters) > MAX_ADAPTERS:
         raise UserInputError(f"at most {MAX_ADAPTERS} adapters, got {len(adapters)}")
     if any(len(p) > MAX_PATH_CHARS for p in (base or "", *adapters)):
         raise UserInputError(f"a path or model id has at most {MAX_PATH_CHARS} characters")
+    kind = spec.kind
     if kind is not None and kind not in KINDS:
         raise UserInputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    if endpoint is None and (served_model or api_key_env or lora_module or revision):
+    if serving.endpoint is None and serving.extras:
         raise UserInputError(
             "--served-model, --api-key-env, --lora-module and --revision need --endpoint URL"
         )
-    if endpoint is not None and served_model is None:
+    if serving.endpoint is not None and serving.served_model is None:
         raise UserInputError("--endpoint needs --served-model ID (the model id the server serves)")
     if adapters and base is None:
         raise UserInputError("--adapter needs --base (the model the adapters apply to)")
-    if base is None and endpoint is None:
+    if base is None and serving.endpoint is None:
         raise UserInputError(
             "give --base ID_OR_PATH (local weights), --endpoint URL --served-model ID, or both"
         )
 
-    served = (
-        Endpoint(endpoint, served_model, api_key_env=api_key_env, revision=revision, lora_module=lora_module)
-        if endpoint is not None
-        else None
-    )
+    served = None
+    if serving.endpoint is not None:
+        # Endpoint checks every field (refusing HF or Anthropic keys) and normalizes the URL before anything is stored.
+        served = _endpoint(serving)
+        serving = replace(serving, endpoint=served.url)
     store = ctx.store
     existing = store.get_model(name)
     if existing is not None and base is None and served is not None:
         if existing.kind == ModelKind.IMPORTED:
             raise UserInputError(f"{name!r} stands for imported responses; pick another name")
-        row = store.set_model_endpoint(
-            name,
-            served.url,
-            served.served_model,
-            api_key_env=served.api_key_env,
-            revision=served.revision,
-            lora_module=served.lora_module,
-        )
+        row = store.set_model_endpoint(name, serving)
         log.info("variant %s now generates through %s (%s)", name, served.url, served.request_model)
         return row
     if existing is not None:
@@ -170,17 +182,7 @@ def register_variant(
         stored_base = str(Path(base).expanduser().resolve()) if looks_local(base) else base
         stored_adapters = [str(Path(a).expanduser().resolve()) for a in adapters]
     kind = kind or (ModelKind.SFT if stored_adapters or not stored_base else ModelKind.BASE).value
-    row = store.add_model(
-        name,
-        stored_base,
-        stored_adapters,
-        kind,
-        endpoint=served.url if served else None,
-        served_model=served.served_model if served else None,
-        api_key_env=served.api_key_env if served else None,
-        revision=served.revision if served else None,
-        lora_module=served.lora_module if served else None,
-    )
+    row = store.add_model(name, stored_base, stored_adapters, kind, serving=serving)
     log.info("registered variant %s (%s)", name, describe_variant(row))
     return row
 
@@ -189,14 +191,19 @@ def endpoint_of(row):
     """The Endpoint a ModelRow generates through, or None for a local-only variant."""
     if row is None or not getattr(row, "endpoint", None):
         return None
+    return _endpoint(Serving.of(row))
+
+
+def _endpoint(serving: Serving):
+    """The checked Endpoint for serving fields that name one."""
     from models.endpoint import Endpoint
 
     return Endpoint(
-        row.endpoint,
-        row.served_model,
-        api_key_env=row.api_key_env,
-        revision=row.revision,
-        lora_module=row.lora_module,
+        serving.endpoint,
+        serving.served_model,
+        api_key_env=serving.api_key_env,
+        revision=serving.revision,
+        lora_module=serving.lora_module,
     )
 
 

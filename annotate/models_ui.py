@@ -8,11 +8,13 @@ import pandas as pd
 from annotate.models_service import (
     MAX_NAME_CHARS,
     MAX_PATH_CHARS,
+    VariantSpec,
     device_choices,
     list_variants,
     register_variant,
     set_device,
 )
+from common.serving import Serving
 from context import Context
 from errors import PrefLabError
 from safe_text import md_text
@@ -106,17 +108,9 @@ def build_models_section(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = 
     def on_register(name_v, base_v, adapters_v, endpoint_v, served_v, key_env_v, lora_v, request: gr.Request):
         # Admin only: register_variant checks the login before it reads anything else.
         try:
-            row = register_variant(
-                ctx,
-                getattr(request, "username", None),
-                name_v,
-                base=base_v or None,
-                adapters=tuple((adapters_v or "").splitlines()),
-                endpoint=endpoint_v or None,
-                served_model=served_v or None,
-                api_key_env=key_env_v or None,
-                lora_module=lora_v or None,
-            )
+            serving = Serving(endpoint_v, served_v, key_env_v, lora_v)  # blanks read as not given
+            spec = VariantSpec(name_v, base_v, tuple((adapters_v or "").splitlines()), serving=serving)
+            row = register_variant(ctx, getattr(request, "username", None), spec)
         except PrefLabError as exc:
             warn(exc)
             return {result: md_text(f"Not registered: {exc}")}

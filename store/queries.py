@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 
+from common.serving import Serving
 from common.vocab import Decision, LabelSource, ModelKind, Split, values
 from errors import StoreError
 
@@ -43,15 +44,12 @@ class Queries(QueryMixin):
         kind: str,
         fingerprint: str | None = None,
         *,
-        endpoint: str | None = None,
-        served_model: str | None = None,
-        api_key_env: str | None = None,
-        revision: str | None = None,
-        lora_module: str | None = None,
+        serving: Serving | None = None,
     ) -> ModelRow:
         """Register a new variant (local weights and/or an endpoint); an existing name is an error."""
         check("model kind", kind, MODEL_KINDS)
-        if bool(endpoint) != bool(served_model):
+        served = (serving or Serving()).columns()
+        if bool(served["endpoint"]) != bool(served["served_model"]):
             raise StoreError("an endpoint needs its served model id, and a served model id its endpoint")
 
         def insert(cur: duckdb.DuckDBPyConnection) -> ModelRow:
@@ -61,22 +59,11 @@ class Queries(QueryMixin):
                     f"model {name!r} already exists (base {existing.base}, kind {existing.kind}); "
                     "pick another name"
                 )
+            columns = ", ".join(["name, base, adapters, kind, fingerprint", *served])
             row = cur.execute(
-                "INSERT INTO models (name, base, adapters, kind, fingerprint, endpoint, served_model, "
-                f"api_key_env, revision, lora_module) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO models ({columns}) VALUES ({', '.join('?' * (5 + len(served)))}) "
                 f"RETURNING {ModelRow.COLUMNS}",
-                [
-                    name,
-                    base,
-                    dumps(list(adapters)),
-                    kind,
-                    fingerprint,
-                    endpoint,
-                    served_model,
-                    api_key_env,
-                    revision,
-                    lora_module,
-                ],
+                [name, base, dumps(list(adapters)), kind, fingerprint, *served.values()],
             ).fetchone()
             return ModelRow.from_row(row)
 
@@ -125,19 +112,11 @@ class Queries(QueryMixin):
 
         return self.write(update)
 
-    def set_model_endpoint(
-        self,
-        name: str,
-        endpoint: str,
-        served_model: str,
-        *,
-        api_key_env: str | None = None,
-        revision: str | None = None,
-        lora_module: str | None = None,
-    ) -> ModelRow:
+    def set_model_endpoint(self, name: str, serving: Serving) -> ModelRow:
         """Give an existing variant without an endpoint one (its local weights stay for training)."""
-        if not endpoint or not served_model:
+        if not serving.endpoint or not serving.served_model:
             raise StoreError("an endpoint needs both its URL and its served model id")
+        served = serving.columns()
 
         def update(cur: duckdb.DuckDBPyConnection) -> ModelRow:
             row = self._model(cur, name)
@@ -146,11 +125,8 @@ class Queries(QueryMixin):
             if row.endpoint:
                 raise StoreError(f"model {name!r} is already served at {row.endpoint}; pick another name")
             # No UPDATE ... RETURNING: DuckDB then trips the FK of rows that reference the model.
-            cur.execute(
-                "UPDATE models SET endpoint = ?, served_model = ?, api_key_env = ?, revision = ?, "
-                "lora_module = ? WHERE name = ?",
-                [endpoint, served_model, api_key_env, revision, lora_module, name],
-            )
+            assignments = ", ".join(f"{column} = ?" for column in served)
+            cur.execute(f"UPDATE models SET {assignments} WHERE name = ?", [*served.values(), name])
             return self._model(cur, name)  # type: ignore[return-value]
 
         return self.write(update)

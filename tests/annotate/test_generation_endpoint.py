@@ -9,7 +9,8 @@ import pytest
 
 from access import Access, Role, User
 from annotate.generation import GenerateConfig, cell_seed, plan_cells, run_generation
-from annotate.models_service import register_variant, uses_local_device
+from annotate.models_service import VariantSpec, register_variant, uses_local_device
+from common.serving import Serving
 from errors import PermissionDeniedError
 from evaluate.responses import ResponseParams, ensure_responses
 from models.endpoint import EndpointError
@@ -40,7 +41,7 @@ def _cfg(**kw) -> GenerateConfig:
 
 @pytest.fixture
 def served_store(sft_store):
-    register_variant(Ctx(sft_store), None, "served", endpoint=URL, served_model=SERVED, revision="r7")
+    register_variant(Ctx(sft_store), None, VariantSpec("served", serving=Serving(URL, SERVED, revision="r7")))
     return sft_store
 
 
@@ -84,7 +85,7 @@ def test_an_endpoint_variant_generates_one_request_per_cell_and_stores_what_the_
 
 
 def test_a_variant_with_local_weights_and_an_endpoint_generates_at_the_endpoint(sft_store, tiny_pool):
-    register_variant(Ctx(sft_store), None, "sft", endpoint=URL, served_model=SERVED)
+    register_variant(Ctx(sft_store), None, VariantSpec("sft", serving=Serving(URL, SERVED)))
     server = FakeServer()
     run_generation(sft_store, tiny_pool, _cfg(variant="sft", limit=2), endpoints=_factory(server))
     assert len(server.calls) == 4
@@ -185,14 +186,12 @@ def test_registering_an_endpoint_is_admin_only_and_the_key_is_never_stored(sft_s
     monkeypatch.setenv("VLLM_API_KEY", "sk-never-in-the-db")
     annotator = Ctx(sft_store, Access((User("ann", "pw", Role.ANNOTATOR), User("boss", "pw", Role.ADMIN))))
     with pytest.raises(PermissionDeniedError):
-        register_variant(annotator, "ann", "x", endpoint=URL, served_model=SERVED, api_key_env="VLLM_API_KEY")
+        register_variant(annotator, "ann", VariantSpec("x", serving=Serving(URL, SERVED, "VLLM_API_KEY")))
     assert sft_store.get_model("x") is None
     with pytest.raises(EndpointError, match="refused"):
-        register_variant(annotator, "boss", "y", endpoint=URL, served_model=SERVED, api_key_env="HF_TOKEN")
+        register_variant(annotator, "boss", VariantSpec("y", serving=Serving(URL, SERVED, "HF_TOKEN")))
     assert sft_store.get_model("y") is None
-    row = register_variant(
-        annotator, "boss", "x", endpoint=URL, served_model=SERVED, api_key_env="VLLM_API_KEY"
-    )
+    row = register_variant(annotator, "boss", VariantSpec("x", serving=Serving(URL, SERVED, "VLLM_API_KEY")))
     assert row.api_key_env == "VLLM_API_KEY"
     dumped = repr(sft_store.cursor().execute("SELECT * FROM models").fetchall())
     assert "sk-never-in-the-db" not in dumped

@@ -29,13 +29,21 @@ GENERATED = {
     "eval": {"temperature", "top_p", "max_new_tokens", "seed"},
     "export": {"sources", "annotators", "since", "until", "agreement", "ties"},
     "import": {"data_bytes", "line_bytes", "cell_bytes"},
+    "models add": {"base", "adapters", "kind", "endpoint", "served_model", "api_key_env", "lora_module", "revision"},
 }  # fmt: skip
 
 
-def _commands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return dict(sub.choices)
+def _commands(
+    parser: argparse.ArgumentParser | None = None, prefix: str = ""
+) -> dict[str, argparse.ArgumentParser]:
+    """Every command and subcommand ("models add") by name."""
+    commands = {}
+    for action in (parser or build_parser())._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                commands[prefix + name] = child
+                commands.update(_commands(child, f"{prefix}{name} "))
+    return commands
 
 
 def _generated(command: str) -> dict[str, argparse.Action]:

@@ -13,8 +13,9 @@ import time
 import pytest
 
 from annotate.generation import GenerateConfig
-from annotate.models_service import register_variant
+from annotate.models_service import VariantSpec, register_variant
 from annotate.service import AnnotateService
+from common.serving import Serving
 from evaluate.arena import ArenaService, Matchup
 from evaluate.responses import ResponseParams
 from models.variants import DEFAULT_BASE
@@ -35,14 +36,8 @@ def ctx(tmp_path, real_server):
     for i, text in enumerate(PROMPTS):
         context.store.add_prompt([{"role": "user", "content": text}], "test", "train")
         context.store.add_prompt([{"role": "user", "content": f"{text} ({i})"}], "test", "heldout")
-    register_variant(
-        context,
-        None,
-        "served",
-        endpoint=real_server.url,
-        served_model=real_server.served_model,
-        revision="main",
-    )
+    serving = Serving(real_server.url, real_server.served_model, revision="main")
+    register_variant(context, None, VariantSpec("served", serving=serving))
     yield context
     context.store.close()
 

@@ -1,10 +1,11 @@
 """Typed rows: JSON columns decode the same way for every table, and a missing row reads as None."""
 
+from common.serving import Serving
 from store import Store, VerdictRow
 
 
 def test_json_columns_decode_with_their_empty_values(store: Store):
-    model = store.add_model("served", "", [], "base", endpoint="http://x/v1", served_model="m")
+    model = store.add_model("served", "", [], "base", serving=Serving("http://x/v1", "m"))
     assert model.adapters == [] and model.endpoint == "http://x/v1"
 
     job = store.get_job(store.create_job("eval", {}))
