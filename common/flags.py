@@ -131,7 +131,7 @@ class HelpFormatter(argparse.HelpFormatter):
             return text
         text = text.replace("%", "%%")  # argparse %-formats help; dataclass help is plain text
         shown = getattr(action, "shown_default", "")
-        if getattr(action, "repeat", False):
+        if getattr(action, "repeat", False) and "repeat" not in text:
             text += "; repeat for several"
         if shown in ("", "None", "False") or "default" in text.lower():
             return text
