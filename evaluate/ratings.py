@@ -8,7 +8,7 @@ judge–human agreement are here or re-exported here, so callers import one modu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -53,7 +53,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class WinRate:
-    """How often `a` beat `b`, with its Wilson interval and the votes still needed to tell them apart."""
+    """How often `a` beat `b`, with its Wilson interval and the votes still needed to tell them apart.
+
+    Built from the vote counts; the rest follows from them under the tie policy (see `win_rate`).
+    """
 
     a: str
     b: str
@@ -62,13 +65,30 @@ class WinRate:
     ties: int
     both_bad: int
     ties_policy: str
-    n: float  # effective number of rated votes under the tie policy
-    successes: float  # wins, plus half the ties under "half"
-    rate: float | None  # None when no vote is rated
-    low: float
-    high: float
-    votes_needed: int | None  # further votes at this rate until the interval excludes 50%
     alpha: float = 0.05
+    n: float = field(init=False)  # effective number of rated votes under the tie policy
+    successes: float = field(init=False)  # wins, plus half the ties under "half"
+    rate: float | None = field(init=False)  # None when no vote is rated
+    low: float = field(init=False)
+    high: float = field(init=False)
+    votes_needed: int | None = field(init=False)  # further votes at this rate until the interval excludes 50%
+
+    def __post_init__(self) -> None:
+        n = self.wins + self.losses + (0 if self.ties_policy == "exclude" else self.ties)
+        successes = self.wins + (0.5 * self.ties if self.ties_policy == "half" else 0.0)
+        rate = successes / n if n else None
+        low, high = wilson_interval(successes, n, alpha=self.alpha)
+        needed = votes_needed(rate, n, alpha=self.alpha) if n else None
+        derived = {
+            "n": n,
+            "successes": successes,
+            "rate": rate,
+            "low": low,
+            "high": high,
+            "votes_needed": needed,
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
     @property
     def separated(self) -> bool:
@@ -122,26 +142,7 @@ def win_rate(votes: pd.DataFrame, a: str, b: str, *, ties: str = "half", alpha: 
     o = _oriented(votes, a, b)["outcome"]
     wins, losses = int((o == "win").sum()), int((o == "loss").sum())
     n_ties, both_bad = int((o == Vote.TIE).sum()), int((o == Vote.BOTH_BAD).sum())
-    n = wins + losses + (0 if ties == "exclude" else n_ties)
-    successes = wins + (0.5 * n_ties if ties == "half" else 0.0)
-    rate = successes / n if n else None
-    low, high = wilson_interval(successes, n, alpha=alpha)
-    return WinRate(
-        a=a,
-        b=b,
-        wins=wins,
-        losses=losses,
-        ties=n_ties,
-        both_bad=both_bad,
-        ties_policy=ties,
-        n=n,
-        successes=successes,
-        rate=rate,
-        low=low,
-        high=high,
-        votes_needed=votes_needed(rate, n, alpha=alpha) if n else None,
-        alpha=alpha,
-    )
+    return WinRate(a, b, wins, losses, n_ties, both_bad, ties_policy=ties, alpha=alpha)
 
 
 def position_bias(votes: pd.DataFrame, *, alpha: float = 0.05) -> dict:
