@@ -14,9 +14,9 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
+from common.errors import PrefLabError, UserInputError
 from common.flags import Flag, HelpFormatter, add_flags
-from errors import PrefLabError, UserInputError
-from progress import STOP, Bar
+from common.progress import STOP, Bar
 
 log = logging.getLogger("preflab")
 
@@ -246,7 +246,7 @@ def _add_device_flags(parser) -> None:
 
 
 def _context(args):
-    from context import AppConfig, build_context
+    from common.context import AppConfig, build_context
 
     kwargs = {
         "device": getattr(args, "model_device", "auto"),
@@ -279,12 +279,12 @@ def is_loopback(host: str) -> bool:
 
 
 def cmd_serve(args) -> int:
-    from access import parse_auth
+    from common.access import parse_auth
 
     access = parse_auth(args.auth)
     ctx = _context(args)
     ctx.access = access
-    from app import launch_app
+    from webui.app import launch_app
 
     if not access.enabled and not is_loopback(args.host):
         # Without --auth everyone who can reach the port is the admin: import, export, train, judge.

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from common.errors import UserInputError
 from common.flags import Flag, add_flags
+from common.progress import Bar
 from common.vocab import ExportTies
-from errors import UserInputError
-from progress import Bar
 
 from .export import EXPORT_FORMATS, ExportFilters, export_dataset
 from .import_limits import ImportLimits, limit_flags_given

@@ -6,11 +6,11 @@ import logging
 import time
 from pathlib import Path
 
-from access import Access, Role
 from annotate.export import ExportFilters, export_dataset
 from annotate.importer import import_prompts
 from annotate.pref_import import import_preferences, preview_preferences
 from annotate.stats import format_stats, labelling_stats
+from common.access import Access, Role
 
 log = logging.getLogger(__name__)
 

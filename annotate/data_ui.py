@@ -6,14 +6,14 @@ import gradio as gr
 
 from annotate.data_service import DataService
 from annotate.import_limits import MAX_UPLOAD_BYTES, size_text
+from common.context import Context
+from common.errors import PrefLabError
+from common.safe_text import md_text
 from common.vocab import ExportTies, LabelSource, values
-from context import Context
-from errors import PrefLabError
-from safe_text import md_text
-from ui_common import counts_line, empty_state, warn
+from webui.common import counts_line, empty_state, warn
 
 FORMATS = ["auto", "prompts", "trl", "trl-conversational", "ultrafeedback", "hh-rlhf"]
-# Gradio refuses larger uploads (`max_file_size` in app.py); `launch.py import` takes any size.
+# Gradio refuses larger uploads (`max_file_size` in webui/app.py); `launch.py import` takes any size.
 UPLOAD_CAP = size_text(MAX_UPLOAD_BYTES)
 
 

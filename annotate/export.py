@@ -15,10 +15,10 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.errors import UserInputError
 from common.flags import setting
+from common.settings import store_secret
 from common.vocab import JUDGE_WINNERS, PREFERENCES, ExportTies, LabelSource, Split, values
-from errors import UserInputError
-from settings import store_secret
 
 if TYPE_CHECKING:
     import pandas as pd

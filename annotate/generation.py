@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from common.errors import UserInputError
 from common.flags import setting
+from common.limits import MAX_BATCH_SIZE, MAX_ITEMS, MAX_NEW_TOKENS, MAX_PER_PROMPT, check_int_range
 from common.vocab import Split, values
-from errors import UserInputError
-from limits import MAX_BATCH_SIZE, MAX_ITEMS, MAX_NEW_TOKENS, MAX_PER_PROMPT, check_int_range
 from models.endpoint import MAX_CONCURRENCY
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.errors import PrefLabError, UserInputError
 from common.text import first_line
 from common.vocab import JobStatus, Split, values
-from errors import PrefLabError, UserInputError
 
 from .export import (
     ExportFilters,

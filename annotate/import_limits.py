@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import IO, Any
 
+from common.errors import UserInputError
 from common.flags import Flag, add_flags, given, setting
-from errors import UserInputError
 
 KiB = 1024
 MiB = 1024 * KiB

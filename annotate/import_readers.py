@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from common.errors import UserInputError
 from common.text import first_line
-from errors import UserInputError
 
 from .import_limits import (
     CHUNK,

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
+from common.errors import UserInputError
 from common.vocab import Split, values
-from errors import UserInputError
 from store.import_queries import NewPrompt
 
 from .import_limits import ImportLimits

@@ -13,8 +13,8 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from common.errors import PrefLabError, UserInputError
 from common.vocab import JobKind, JobStatus
-from errors import PrefLabError, UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def cancel_job(
     ctx, username: str | None, kind: str, *, where: Callable[[object], bool] | None = None
 ) -> int | None:
     """Admin only: cancel the newest active job of `kind` (matching `where`), waiting or running; its id or None."""
-    from access import Role
+    from common.access import Role
 
     ctx.access.require(username, Role.ADMIN)
     return ctx.jobs.cancel_latest(kind, where=where)

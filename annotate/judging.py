@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from annotate.suggestions import Suggester
+from common.errors import JudgeError, UserInputError
 from common.vocab import ACTIVE_STATUSES, JobKind, JobStatus, LabelSource
-from errors import JudgeError, UserInputError
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from common.errors import UserInputError
 from common.vocab import SCREEN_VOTES, Decision, Side
-from errors import UserInputError
 
 # The longest note and chosen-response edit accepted (the textboxes cap the same; the API must too).
 MAX_NOTE_CHARS = 2000

@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from access import Role
+from common.access import Role
+from common.errors import UserInputError
 from common.flags import Flag, given, setting
 from common.serving import Serving
 from common.vocab import ModelKind, plain
-from errors import UserInputError
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from annotate.models_service import (
     register_variant,
     set_device,
 )
+from common.context import Context
+from common.errors import PrefLabError
+from common.safe_text import md_text
 from common.serving import Serving
-from context import Context
-from errors import PrefLabError
-from safe_text import md_text
-from ui_common import warn
+from webui.common import warn
 
 COLUMNS = ["variant", "kind", "where it runs", "base", "adapters"]
 HELP = (

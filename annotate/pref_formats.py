@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from errors import UserInputError
+from common.errors import UserInputError
 
 from .import_readers import RowProblem, describe
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Unpack
 
-from errors import UserInputError
+from common.errors import UserInputError
 from store.data_queries import NewPreference
 from store.queries import content_hash
 

@@ -8,9 +8,9 @@ import html
 
 from annotate.labelling import Screen
 from annotate.models_service import VariantInfo
+from common.safe_text import md_text
 from common.vocab import Decision, ModelKind, Side
-from safe_text import md_text
-from ui_common import counts_line, empty_state
+from webui.common import counts_line, empty_state
 
 
 def annotate_empty_state(counts: dict[str, int], has_sft: bool = False) -> str:

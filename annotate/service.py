@@ -6,11 +6,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from access import Role
 from annotate.generation import GenerateConfig, GenerateResult
 from annotate.labelling import LabelConfig, LabelService, Screen, Voted, check_annotator
 from annotate.suggestions import Suggester
 from common import vocab
+from common.access import Role
 from common.vocab import ACTIVE_STATUSES, JobKind
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class AnnotateService:
         """Start (or resume) a generation job; the caller checked the role."""
         # Fail fast on the request path with the user's mistake, not later inside the job. The messages point to
         # what fixes it in the page: while `serve` runs, it holds the database and no CLI command can.
-        from errors import UserInputError
+        from common.errors import UserInputError
 
         if not self.ctx.store.list_prompts(split=cfg.split, limit=1):
             raise UserInputError(

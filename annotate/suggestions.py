@@ -13,8 +13,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from common.settings import keyed_seed, store_secret
 from common.vocab import Decision, Order
-from settings import keyed_seed, store_secret
 
 log = logging.getLogger(__name__)
 

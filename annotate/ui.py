@@ -26,12 +26,12 @@ from annotate.screen_text import (
     variant_note,
 )
 from annotate.service import AnnotateService
+from common.context import Context
+from common.errors import PrefLabError
+from common.limits import MAX_ITEMS, MAX_NEW_TOKENS
+from common.safe_text import md_text
 from common.vocab import Decision, Side
-from context import Context
-from errors import PrefLabError
-from limits import MAX_ITEMS, MAX_NEW_TOKENS
-from safe_text import md_text
-from ui_common import int_field, name_field, warn
+from webui.common import int_field, name_field, warn
 
 VOTE_BUTTONS = (
     (Side.A, "vote-a", "A is better  [1]", "primary"),

@@ -156,7 +156,7 @@ def check_store(home: Path, phases: list[Phase]) -> dict[str, dict]:
 def handler_profile(home: Path, votes: int = 40) -> dict[str, float]:
     """The vote handler's work without HTTP, in this process, once the server has stopped: p50 ms of its parts."""
     from annotate.service import AnnotateService
-    from context import AppConfig, build_context
+    from common.context import AppConfig, build_context
     from models.judge import RuleJudge
 
     ctx = build_context(AppConfig(home=home), judge=RuleJudge())

@@ -99,10 +99,10 @@ def main(argv=None) -> int:
         matmul_gflops,
     )
     from bench.generation_micro import micro_benchmarks
+    from common.settings import Paths, resolve_home
     from models.local import load_variant
     from models.sampling import SamplingParams
     from models.variants import DEFAULT_BASE, Variant
-    from settings import Paths, resolve_home
 
     transformers.logging.set_verbosity_error()
     if args.threads:

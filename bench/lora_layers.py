@@ -45,8 +45,8 @@ def main(argv=None) -> int:
     import torch
     from peft import get_peft_model
 
+    from common.settings import Paths, resolve_home
     from models.local import DEFAULT_BASE, Variant, load_variant
-    from settings import Paths, resolve_home
     from train.config import build_config
     from train.worker import lora_config
 

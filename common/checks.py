@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from errors import UserInputError
+from common.errors import UserInputError
 
 
 def is_number(value) -> bool:

@@ -12,7 +12,7 @@ def one_line(text: object, limit: int = ONE_LINE_LIMIT) -> str:
 
 def exception_line(exc: BaseException, limit: int = ONE_LINE_LIMIT) -> str:
     """An exception as one line: a PrefLabError's own message, anything else prefixed with its type."""
-    from errors import PrefLabError
+    from common.errors import PrefLabError
 
     text = one_line(exc, limit) or type(exc).__name__
     if isinstance(exc, PrefLabError):

@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from access import Role
+from common.access import Role
+from common.errors import UserInputError
+from common.settings import keyed_seed
 from common.vocab import JobKind, ModelKind, Vote, values
-from errors import UserInputError
 from evaluate.responses import ResponseParams, ensure_responses
-from settings import keyed_seed
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,10 +9,10 @@ from __future__ import annotations
 import gradio as gr
 
 from annotate.jobs import job_line as job_waiting_line
+from common.context import Context
+from common.safe_text import md_text
 from common.vocab import JobKind, JobStatus, Vote
-from context import Context
-from safe_text import md_text
-from ui_common import name_field, warn
+from webui.common import name_field, warn
 
 ARENA_BUTTONS = (
     (Vote.LEFT, "arena-vote-left", "Left is better  [1]", "primary"),
@@ -25,7 +25,7 @@ ARENA_BUTTONS = (
 def build_arena_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None):
     """Widgets and events of the Arena tab; the battle (with identities) stays in server-side State."""
     from annotate.screen_text import render_prompt
-    from errors import PrefLabError
+    from common.errors import PrefLabError
     from evaluate.arena import ArenaService, Matchup
     from evaluate.arena_view import (
         LEAK,

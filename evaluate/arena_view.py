@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from common.safe_text import md_text
 from evaluate.arena import ArenaResults, Matchup, VoteReceipt
-from safe_text import md_text
-from ui_common import empty_state
+from webui.common import empty_state
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from common.errors import UserInputError
 from common.flags import Flag, add_flags
+from common.progress import Bar
 from common.vocab import Split, plain
-from errors import UserInputError
 from evaluate.responses import ResponseParams
-from progress import Bar
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ def add_eval_arguments(parser) -> None:
 
 def cmd_eval(args, ctx) -> int:
     """Run the eval, print the markdown table, write the markdown and the chart; 0 on success."""
+    from common.limits import MAX_ITEMS
     from evaluate.eval_report import write_report
     from evaluate.eval_service import pick_judge, run_eval
-    from limits import MAX_ITEMS
 
     if args.limit is not None and args.limit < 1:
         raise UserInputError(f"--limit must be at least 1; got {args.limit}")

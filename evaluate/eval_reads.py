@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from common.errors import UserInputError
 from common.vocab import JobKind, JobStatus
-from errors import UserInputError
 from evaluate.scorers import gold_answer
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.safe_text import md_text
 from evaluate.ratings import bootstrap_ci, paired_delta_ci
-from safe_text import md_text
 
 log = logging.getLogger(__name__)
 

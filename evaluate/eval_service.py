@@ -9,9 +9,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from access import Role
+from common.access import Role
+from common.errors import PrefLabError, UserInputError
+from common.limits import MAX_ITEMS
 from common.vocab import JobKind, ModelKind
-from errors import PrefLabError, UserInputError
 from evaluate.eval_reads import eval_choices, eval_job_status, sample, sample_choices, withheld_variants
 from evaluate.eval_report import (
     EvalResult,
@@ -22,7 +23,6 @@ from evaluate.eval_report import (
 )
 from evaluate.responses import ResponseParams, ensure_responses
 from evaluate.scorers import Item, default_scorers, judge_name
-from limits import MAX_ITEMS
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
+from common.context import Context
+from common.safe_text import md_text
 from common.vocab import JobKind, JobStatus
-from context import Context
-from safe_text import md_text
-from ui_common import cancel_line, empty_state, int_field, warn
+from webui.common import cancel_line, empty_state, int_field, warn
 
 
 def eval_empty_state() -> str:
@@ -25,7 +25,7 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) 
 
     import pandas as pd
 
-    from errors import PrefLabError
+    from common.errors import PrefLabError
     from evaluate.eval_reads import eval_choices, eval_job_status, sample, sample_choices
     from evaluate.eval_report import write_chart
     from evaluate.eval_service import EvalRequest, load_eval, start_eval_job
@@ -79,7 +79,7 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) 
         except PrefLabError as exc:
             warn(exc)
             return {table: gr.skip()}
-        from served import charts_dir  # nothing under the home but the served folder reaches the page
+        from webui.served import charts_dir  # nothing under the home but the served folder reaches the page
 
         path = write_chart(result, charts_dir(ctx.cfg.paths) / f"eval_{int(eval_id)}.png")
         prompts = sample_choices(ctx.store, int(eval_id))

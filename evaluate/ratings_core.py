@@ -10,8 +10,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from common.errors import UserInputError
 from common.vocab import RatingTies, Vote, values
-from errors import UserInputError
 
 VOTES = values(Vote)
 TIE_POLICIES = values(RatingTies)

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from errors import UserInputError
-from limits import MAX_BATCH_SIZE, MAX_NEW_TOKENS, check_int_range
+from common.errors import UserInputError
+from common.limits import MAX_BATCH_SIZE, MAX_NEW_TOKENS, check_int_range
 from models.endpoint import MAX_CONCURRENCY
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from rouge_score import rouge_scorer
 
-from errors import JudgeError
+from common.errors import JudgeError
 from models.judge import judge_label, render_prompt, score_answer
 from models.judge_rule import gold_severity
 

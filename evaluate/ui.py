@@ -1,4 +1,4 @@
-"""The Arena and Eval tabs, as app.py builds them: evaluate/arena_ui.py and evaluate/eval_ui.py."""
+"""The Arena and Eval tabs, as webui/app.py builds them: evaluate/arena_ui.py and evaluate/eval_ui.py."""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.errors import ModelError, UserInputError
 from common.text import one_line
-from errors import ModelError, UserInputError
 from models.local import base_source
 from models.variants import Variant, check_variant_paths
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from errors import UserInputError
+from common.errors import UserInputError
 
 log = logging.getLogger(__name__)
 

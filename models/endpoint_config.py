@@ -12,7 +12,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 
-from errors import ModelError
+from common.errors import ModelError
 
 # The key placeholder when no variable is named: the SDK would otherwise send $OPENAI_API_KEY to any URL.
 NO_KEY = "EMPTY"

@@ -50,7 +50,7 @@ def generate_chats(
 
     The same chat under several settings is prefilled once, so K responses per prompt cost one prompt forward.
     """
-    from errors import ModelError
+    from common.errors import ModelError
 
     if not len(chats) == len(params) == len(seeds):
         raise ModelError(
@@ -89,7 +89,7 @@ def generate_requests(
     """Generate every request with at most `batch_size` rows decoding at once; results in request order."""
     import torch
 
-    from errors import ModelError
+    from common.errors import ModelError
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ModelError(f"batch_size must be a positive integer, got {batch_size!r}")

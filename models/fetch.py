@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from errors import ModelError
+from common.errors import ModelError
 from models.variants import DEFAULT_BASE, Variant, check_variant_paths, looks_local
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from errors import ModelError
+from common.errors import ModelError
 from models.variants import DEFAULT_BASE, default_gguf_path
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from errors import JudgeError
+from common.errors import JudgeError
 from models.judge_anthropic import DEFAULT_MODEL, VERDICT_SCHEMA, AnthropicJudge, build_anthropic_client
 from models.judge_rubric import DEFAULT_RUBRIC, RUBRIC_PATH, default_rubric, load_rubric, rubric_hash
 from models.judge_rule import RuleJudge, score_answer

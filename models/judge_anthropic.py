@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable
 
-from errors import JudgeError
+from common.errors import JudgeError
 from models.judge_backoff import (
     MAX_RETRY_AFTER,
     RATE_LIMIT_STATUSES,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from errors import JudgeError
+from common.errors import JudgeError
 from models.judge_types import one_line
 
 logger = logging.getLogger(__name__)

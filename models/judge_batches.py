@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from errors import JudgeError
+from common.errors import JudgeError
 from models.judge_types import ORDERS, BatchItem, PairVerdict, Verdict
 
 logger = logging.getLogger(__name__)

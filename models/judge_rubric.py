@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from errors import JudgeError
+from common.errors import JudgeError
 
 # data/make_incidents.py writes DEFAULT_RUBRIC there; a copy edited in place is what the judge uses.
 RUBRIC_PATH = Path(__file__).resolve().parents[1] / "data" / "severity_rubric.md"

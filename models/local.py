@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common.errors import ModelError, UserInputError
 from common.text import one_line
-from errors import ModelError, UserInputError
 from models.sampling import Generation, SamplingParams
 from models.scoring import TRL_MAX_LENGTH, TRL_TRUNCATION_MODE
 from models.variants import DEFAULT_BASE, Variant, check_variant_paths, looks_local

@@ -10,8 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from errors import ModelError
-from limits import MAX_NEW_TOKENS
+from common.errors import ModelError
+from common.limits import MAX_NEW_TOKENS
 
 FINISH_REASONS = ("stop", "length")
 

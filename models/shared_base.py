@@ -62,7 +62,7 @@ class SharedBase:
             return self.adapter_names[path]
         from peft import PeftModel
 
-        from errors import ModelError
+        from common.errors import ModelError
 
         name = f"adapter{len(self.adapter_names)}"
         folder = str(Path(path).expanduser())

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from common.errors import UserInputError
 from common.vocab import Vote, values
-from errors import UserInputError
 
 from .base import QueryMixin, check
 

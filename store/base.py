@@ -7,7 +7,7 @@ from typing import Any
 
 import duckdb
 
-from errors import StoreError
+from common.errors import StoreError
 
 Params = Sequence[Any] | dict[str, Any] | None
 

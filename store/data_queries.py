@@ -12,7 +12,7 @@ from typing import Any
 
 import duckdb
 
-from errors import StoreError
+from common.errors import StoreError
 
 from .base import QueryMixin, check
 from .import_queries import ImportCounts, json_column, registered, staging_table

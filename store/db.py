@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import duckdb
 
-from errors import MigrationError, StoreError, StoreLockedError
+from common.errors import MigrationError, StoreError, StoreLockedError
 
 from . import migrate
 from .arena_queries import ArenaQueries

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import duckdb
 
-from errors import StoreError
+from common.errors import StoreError
 
 from .base import QueryMixin, limit_param
 from .rows import StoredRow, dumps

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from errors import MigrationError
+from common.errors import MigrationError
 
 log = logging.getLogger(__name__)
 

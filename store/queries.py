@@ -9,9 +9,9 @@ from typing import Any
 
 import duckdb
 
+from common.errors import StoreError
 from common.serving import Serving
 from common.vocab import Decision, LabelSource, ModelKind, Split, values
-from errors import StoreError
 
 from .base import QueryMixin, check, check_messages
 from .rows import LabelRow, ModelRow, PromptRow, TripleRow, dumps

@@ -9,8 +9,8 @@ from typing import Any
 
 import duckdb
 
+from common.errors import StoreError
 from common.vocab import MetricSplit, RunKind, values
-from errors import StoreError
 
 from .base import QueryMixin, check
 from .rows import FINAL_STATUSES, STATUSES, StatusRow, dumps, status_update_sets

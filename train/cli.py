@@ -65,7 +65,7 @@ def cmd_train(args: argparse.Namespace, ctx) -> int:
     """Run one DPO training to the end, with a bar on a terminal; PrefLabError propagates as one line."""
     from tqdm import tqdm
 
-    from progress import check_stop
+    from common.progress import check_stop
     from train.service import run_training
 
     cfg = None if getattr(args, "resume", None) is not None else config_from_args(args)

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from common.checks import check_dropout, check_int, check_positive, is_number
+from common.errors import UserInputError
 from common.flags import setting
+from common.limits import MAX_EPOCHS, MAX_ITEMS, MAX_NEW_TOKENS, check_int_range
 from common.text import one_line
 from common.vocab import LabelSource, PairPolicy, plain, values
-from errors import UserInputError
-from limits import MAX_EPOCHS, MAX_ITEMS, MAX_NEW_TOKENS, check_int_range
 from train.presets import (  # noqa: F401 - re-exported: callers import them from train.config
     ALIASES,
     PRESETS,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import logging
 
-from errors import ModelError
+from common.errors import ModelError
 
 log = logging.getLogger(__name__)
 

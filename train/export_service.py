@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from access import Role
+from common.access import Role
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class ExportReport:
 def export_merged(ctx, variant_name: str, out, *, user: str | None = None, dtype=None) -> ExportReport:
     """Write `variant_name` merged (base + all adapters) to `out`; list the LoRA modules that apply on it."""
     ctx.access.require(user, Role.ADMIN)
-    from context import variant_resolver
+    from common.context import variant_resolver
     from models.adapter_export import (
         adapter_rank,
         lora_module_name,
@@ -79,7 +79,7 @@ def export_merged(ctx, variant_name: str, out, *, user: str | None = None, dtype
 def export_adapter(ctx, variant_name: str, out, *, user: str | None = None) -> ExportReport:
     """Write one LoRA adapter equal to all of `variant_name`'s adapters, to serve on its original base."""
     ctx.access.require(user, Role.ADMIN)
-    from context import variant_resolver
+    from common.context import variant_resolver
     from models.adapter_export import export_combined, lora_module_name, vllm_commands
 
     variant = variant_resolver(ctx.store)(variant_name)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.safe_text import md_text
 from common.vocab import MetricSplit
-from safe_text import md_text
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from common.errors import UserInputError
 from common.text import one_line
-from errors import UserInputError
 
 # Short names people type in YAML files, mapped to the TrainingArguments fields they mean.
 ALIASES = {

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from errors import UserInputError
+from common.errors import UserInputError
 from train.rundir import CONFIG, RunDir
 
 log = logging.getLogger(__name__)

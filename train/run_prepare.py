@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.errors import UserInputError
 from common.vocab import JobStatus, RunKind
-from errors import UserInputError
 from train.rundir import CANCEL, CONFIG, TRAIN, TRAINER_DIR, VAL, RunDir
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def dpo_config(
 
 def prepare_run(ctx, cfg) -> PreparedRun:
     """Check the variant and the data, then create the run row and its folder."""
-    from context import variant_resolver
+    from common.context import variant_resolver
     from train.config import config_to_dict, set_auto_eval_steps
     from train.snapshot import build_snapshot
 

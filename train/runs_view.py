@@ -63,8 +63,8 @@ def train_overview(ctx) -> TrainOverview:
 
 
 def _latest(ctx, run, frame) -> LatestRun:
-    from served import chart_copy
     from train.health import training_warnings
+    from webui.served import chart_copy
 
     job = ctx.store.latest_job(JobKind.TRAIN)
     progress = ""

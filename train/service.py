@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from access import Role
+from common.access import Role
+from common.errors import PrefLabError, UserInputError
 from common.vocab import JobKind, JobStatus
-from errors import PrefLabError, UserInputError
 from train.process import launcher_for, spawn_worker, worker_command
 from train.run_finish import TrainResult, finish, run_worker
 from train.run_prepare import (

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from errors import UserInputError
+from common.errors import UserInputError
 from train.sft_config import DEFAULT_TARGET_MODULES, SFTRunConfig
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common.checks import check_dropout, check_int, check_positive
+from common.errors import UserInputError
 from common.flags import Flag, setting
-from errors import UserInputError
-from limits import MAX_EPOCHS, MAX_ITEMS, MAX_SEQUENCE_LENGTH, check_int_range
+from common.limits import MAX_EPOCHS, MAX_ITEMS, MAX_SEQUENCE_LENGTH, check_int_range
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 

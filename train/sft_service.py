@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from errors import UserInputError
+from common.errors import UserInputError
 from train.sft_config import SFTRunConfig
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def run_demo_sft(
 
 def start_demo_sft(ctx, cfg: SFTRunConfig, *, user: str | None = None) -> int:
     """Start the demo SFT as a background `train` job (admin role, checked before the job row exists)."""
-    from access import Role
+    from common.access import Role
 
     ctx.access.require(user, Role.ADMIN)
 

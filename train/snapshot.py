@@ -9,8 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.errors import UserInputError
 from common.vocab import Decision, LabelSource, PairPolicy
-from errors import UserInputError
 
 log = logging.getLogger(__name__)
 

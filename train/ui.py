@@ -7,12 +7,12 @@ import logging
 import gradio as gr
 import pandas as pd
 
-from context import Context
-from errors import PrefLabError
-from safe_text import md_text
+from common.context import Context
+from common.errors import PrefLabError
+from common.safe_text import md_text
 from train.config import MAX_PROCESSES
 from train.runs_view import dpo_runs, sft_job_text, train_overview
-from ui_common import cancel_line, empty_state, int_field, warn
+from webui.common import cancel_line, empty_state, int_field, warn
 
 log = logging.getLogger(__name__)
 

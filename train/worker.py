@@ -18,8 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common.errors import ModelError, PrefLabError
 from common.text import exception_line
-from errors import ModelError, PrefLabError
 from train.process import WORKER_DEVICE_ENV
 from train.rundir import ADAPTER, CONFIG, REFERENCE, STATUS, TRAIN, TRAINER_DIR, VAL, RunDir
 

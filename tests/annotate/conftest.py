@@ -50,7 +50,7 @@ class CountingPool(ModelPool):
     """A ModelPool loading through a CountingLoader, kept at hand: tests read its loads."""
 
     def __init__(self, store, cache_dir: Path, loader: CountingLoader):
-        from context import variant_resolver
+        from common.context import variant_resolver
 
         super().__init__(variant_resolver(store), cache_dir, loader=loader)
         self.loader = loader

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from annotate.export import ExportFilters, export_dataset, pseudonym, select, store_secret
-from errors import UserInputError
+from common.errors import UserInputError
 from store import Store, VerdictRow
 
 SFT_ADAPTER = "/home/alice/preflab_home/adapters/sft"

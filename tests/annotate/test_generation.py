@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from annotate.generation import GenerateConfig, near_identical, plan_cells, run_generation
-from errors import UserInputError
+from common.errors import UserInputError
 
 
 def _cfg(**kw):
@@ -69,7 +69,7 @@ def test_same_seed_reproduces_and_other_seed_differs(sft_store, tiny_pool, tmp_p
     for p in sft_store.list_prompts():
         other.add_prompt(p.messages, "test", p.split, gold=p.gold)
     other.add_model("sft", "tiny-base", [], "sft")
-    from context import variant_resolver
+    from common.context import variant_resolver
     from models.pool import ModelPool
 
     pool = ModelPool(variant_resolver(other), tmp_path / "m", loader=tiny_pool.loader)
@@ -87,7 +87,7 @@ def test_same_seed_reproduces_and_other_seed_differs(sft_store, tiny_pool, tmp_p
 def test_batch_size_does_not_change_any_cell(sft_store, tiny_pool, tmp_path):
     # One generate call per group covers every missing cell of its prompts (K responses share a prefill);
     # each cell's text depends only on its prompt, settings and seed, so any grouping stores the same texts.
-    from context import variant_resolver
+    from common.context import variant_resolver
     from models.pool import ModelPool
     from store import Store
 

@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
-from access import Access, Role, User
 from annotate.generation import GenerateConfig, cell_seed, plan_cells, run_generation
 from annotate.models_service import VariantSpec, register_variant, uses_local_device
+from common.access import Access, Role, User
+from common.errors import PermissionDeniedError
 from common.serving import Serving
-from errors import PermissionDeniedError
 from evaluate.responses import ResponseParams, ensure_responses
 from models.endpoint import EndpointError
 from tests.models.fake_openai import SERVED, FakeServer, error
@@ -198,8 +198,8 @@ def test_registering_an_endpoint_is_admin_only_and_the_key_is_never_stored(sft_s
 
 
 def test_a_variant_with_only_an_endpoint_cannot_be_loaded_locally_and_says_why(served_store):
-    from context import variant_resolver
-    from errors import UserInputError
+    from common.context import variant_resolver
+    from common.errors import UserInputError
 
     with pytest.raises(UserInputError, match="served at http://gpu-box:8000/v1 and has no local weights"):
         variant_resolver(served_store)("served")

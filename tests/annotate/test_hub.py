@@ -13,7 +13,7 @@ import yaml
 from annotate import hub
 from annotate.data_cli import cmd_export
 from annotate.export import ExportFilters, pseudonym, store_secret
-from errors import PrefLabError, UserInputError
+from common.errors import PrefLabError, UserInputError
 from tests.annotate.test_export import seed_store
 
 FAKE_HF = "hf_FAKEtokenDoNotLeak1234567890"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from annotate.import_rows import to_prompt
 from annotate.importer import assign_split, import_prompts, preview_rows, read_prompt_rows
-from errors import StoreError, UserInputError
+from common.errors import StoreError, UserInputError
 from store import Store
 from store.import_queries import NewPrompt
 from store.queries import content_hash
@@ -583,9 +583,9 @@ def test_the_cli_cell_cap_is_raised_with_its_flag(tmp_path):
 
 def test_the_served_app_caps_uploads(tmp_path):
     from annotate.import_limits import MAX_UPLOAD_BYTES
-    from app import launch_app
-    from context import AppConfig, build_context
+    from common.context import AppConfig, build_context
     from tests.serving import free_port
+    from webui.app import launch_app
 
     ctx = build_context(AppConfig(home=tmp_path / "home"))
     demo = launch_app(ctx, host="127.0.0.1", port=free_port(), block=False)

@@ -54,7 +54,7 @@ def test_a_job_past_its_time_limit_is_stopped_and_says_why(store):
 
 
 def test_a_job_that_raises_after_its_time_limit_is_cancelled_not_crashed(store):
-    from errors import PrefLabError
+    from common.errors import PrefLabError
 
     clock = FakeClock()
     runner = JobRunner(store, time_limits={"eval": 60}, clock=clock)
@@ -71,7 +71,7 @@ def test_a_job_that_raises_after_its_time_limit_is_cancelled_not_crashed(store):
 
 
 def test_time_limits_are_positive_numbers(store):
-    from errors import UserInputError
+    from common.errors import UserInputError
 
     with pytest.raises(UserInputError):
         JobRunner(store, time_limits={"generate": 0})

@@ -8,7 +8,7 @@ import pytest
 
 from annotate.labelling import AlreadyLabelledError, LabelConfig, LabelService, NothingToUndoError
 from annotate.suggestions import Suggester, display_order
-from errors import StoreError, UserInputError
+from common.errors import StoreError, UserInputError
 from models.judge import RuleJudge
 
 GOOD = "Severity: SEV1\nSummary: The api is down.\nNext steps:\n- Roll back the deploy.\n- Page the on-call."
@@ -319,10 +319,10 @@ def test_a_suggestion_withheld_by_the_draw_is_recorded_as_not_shown(store):
 
 def _annotate_service(store, tmp_path, users: str | None):
     """The Annotate tab's service over `store`, with the roles of a users file (None: no --auth)."""
-    from access import parse_auth
     from annotate.jobs import JobRunner
     from annotate.service import AnnotateService
-    from context import AppConfig, Context
+    from common.access import parse_auth
+    from common.context import AppConfig, Context
 
     access = parse_auth(None)
     if users is not None:
@@ -340,7 +340,7 @@ def _annotate_service(store, tmp_path, users: str | None):
 
 
 def test_annotate_roles_labels_under_the_login_and_generation_needs_an_admin(store, tmp_path):
-    from errors import PermissionDeniedError
+    from common.errors import PermissionDeniedError
 
     _pairs(store, 3)
     svc = _annotate_service(store, tmp_path, "ann:pw-1\nroot:pw-2:admin\n")

@@ -9,7 +9,7 @@ from annotate.pref_import import import_preferences
 from annotate.service import AnnotateService
 from annotate.stats import labelling_stats
 from annotate.ui import suggestion_html
-from context import AppConfig, build_context
+from common.context import AppConfig, build_context
 
 HH_ROWS = [
     {

@@ -14,7 +14,7 @@ import pytest
 from annotate.importer import assign_split
 from annotate.pref_formats import hh_turns, parse_row
 from annotate.pref_import import import_preferences, preview_preferences, read_preference_rows
-from errors import UserInputError
+from common.errors import UserInputError
 from store import Store
 from store.data_queries import DataQueries
 from store.queries import content_hash

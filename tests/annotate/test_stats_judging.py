@@ -180,7 +180,7 @@ def test_batch_judging_ingests_every_pair_with_its_batch_id(store):
 
 
 def test_batch_needs_the_anthropic_judge(store):
-    from errors import UserInputError
+    from common.errors import UserInputError
 
     _pairs(store, 1)
     with pytest.raises(UserInputError, match="--batch"):

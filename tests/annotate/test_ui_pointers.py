@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from errors import UserInputError
+from common.errors import UserInputError
 
 EMPTY = {"prompts": 0, "pairs": 0, "preference_triples": 0}
 
@@ -52,7 +52,7 @@ def test_variant_notes_say_what_base_and_endpoint_variants_are_for():
 def service(tmp_path):
     from annotate.jobs import JobRunner
     from annotate.service import AnnotateService
-    from context import AppConfig, Context
+    from common.context import AppConfig, Context
     from models.judge import RuleJudge
     from store import Store
 

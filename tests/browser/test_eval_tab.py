@@ -11,7 +11,7 @@ pytestmark = pytest.mark.browser
 
 def _seed_eval(home, tmp_path):
     from annotate.jobs import JobRunner
-    from context import AppConfig, Context, variant_resolver
+    from common.context import AppConfig, Context, variant_resolver
     from evaluate.eval_service import run_eval
     from evaluate.responses import ResponseParams
     from models.judge import RuleJudge

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from access import Role, parse_auth
-from errors import UserInputError
+from common.access import Role, parse_auth
+from common.errors import UserInputError
 from launch import main
 from tests.serving import run_cli, serving
 
@@ -147,7 +147,7 @@ def test_auth_parsing_gives_roles(tmp_path):
 
 
 def test_serve_passes_the_users_and_their_roles_to_the_app(tmp_path, monkeypatch, capsys):
-    import app
+    import webui.app as app
 
     seen = {}
 
@@ -164,7 +164,7 @@ def test_serve_passes_the_users_and_their_roles_to_the_app(tmp_path, monkeypatch
 
 
 def test_serving_beyond_loopback_without_auth_warns(tmp_path, monkeypatch, capsys):
-    import app
+    import webui.app as app
 
     monkeypatch.setattr(app, "launch_app", lambda ctx, **kw: None)
     assert main(["--home", str(tmp_path / "h"), "serve", "--host", "0.0.0.0"]) == 0

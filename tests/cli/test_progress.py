@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from progress import Bar
+from common.progress import Bar
 
 
 def test_off_a_terminal_progress_is_logged_once_per_tenth(caplog):

@@ -1,11 +1,11 @@
-"""settings.Paths names every folder under a home; the served folder holds none of the private ones."""
+"""common.settings.Paths names every folder under a home; the served folder holds none of the private ones."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from served import blocked_paths, charts_dir
-from settings import Paths
+from common.settings import Paths
+from webui.served import blocked_paths, charts_dir
 
 
 def test_every_path_lies_under_the_home(tmp_path):

@@ -1,4 +1,4 @@
-"""The seams type-check: a pinned mypy (pyproject's dev extra) over common/seams.py, context.py and the fakes.
+"""The seams type-check: a pinned mypy (pyproject's dev extra) over common/seams.py, common/context.py and the fakes.
 
 Keeps test fakes from drifting from the real classes they stand in for (issue 13, item 3): tests/common/
 seams_check.py assigns each real class and each fake to its Protocol, and mypy must accept every assignment.
@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHECKED = [
     "common/seams.py",
-    "context.py",
+    "common/context.py",
     "tests/common/seams_check.py",
     "tests/annotate/conftest.py",
     "tests/evaluate/test_eval_support.py",

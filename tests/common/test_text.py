@@ -1,5 +1,5 @@
+from common.errors import ModelError
 from common.text import exception_line, first_line, one_line
-from errors import ModelError
 
 
 def test_one_line_folds_white_space_and_cuts():

@@ -25,7 +25,7 @@ PROMPTS = ["Say hello in three words.", "Name one colour.", "What is 2 + 2?"]
 
 @pytest.fixture
 def ctx(tmp_path, real_server):
-    from context import AppConfig, build_context
+    from common.context import AppConfig, build_context
     from models.judge import make_judge
 
     home = tmp_path / "home"

@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from access import Access, Role, User
-from context import AppConfig, build_context
-from errors import PermissionDeniedError, UserInputError
+from common.access import Access, Role, User
+from common.context import AppConfig, build_context
+from common.errors import PermissionDeniedError, UserInputError
 from evaluate.arena import ArenaService, Battle, Matchup
 from evaluate.responses import ResponseParams
 from store import NewGeneration

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from context import AppConfig, build_context
-from errors import UserInputError
+from common.context import AppConfig, build_context
+from common.errors import UserInputError
 from evaluate.arena import ArenaService, Matchup, names_a_model
 from evaluate.responses import ResponseParams
 from store import NewGeneration

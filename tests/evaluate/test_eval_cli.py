@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from errors import UserInputError
+from common.errors import UserInputError
 from evaluate.eval_cli import add_eval_arguments, cmd_eval
 from tests.evaluate import test_eval_support as support
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from errors import UserInputError
+from common.errors import UserInputError
 from evaluate.eval_report import write_report
 from evaluate.eval_service import (
     EvalCancelled,

@@ -101,7 +101,7 @@ def eval_store(tmp_path):
 @pytest.fixture
 def eval_ctx(tmp_path, eval_store, eval_tokenizer_dir):
     from annotate.jobs import JobRunner
-    from context import AppConfig, Context, variant_resolver
+    from common.context import AppConfig, Context, variant_resolver
     from models.judge import RuleJudge
     from models.pool import ModelPool
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from access import Access, Role, User
-from context import AppConfig, build_context
-from errors import PermissionDeniedError
+from common.access import Access, Role, User
+from common.context import AppConfig, build_context
+from common.errors import PermissionDeniedError
 from evaluate.arena import ArenaService, Matchup
 from evaluate.eval_service import EvalRequest, sample, start_eval_job
 from evaluate.responses import ResponseParams

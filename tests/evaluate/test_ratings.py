@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from errors import UserInputError
+from common.errors import UserInputError
 from evaluate.ratings import (
     RatingsError,
     bootstrap_ci,

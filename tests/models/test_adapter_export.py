@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from errors import ModelError, UserInputError
+from common.errors import ModelError, UserInputError
 from tests.models.tiny_models import save_lora
 
 PROMPT = "<|im_start|>user\nwhat color is the cat?<|im_end|>\n<|im_start|>assistant\nthe cat is red."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from errors import UserInputError
+from common.errors import UserInputError
 from models import devices
 from models.devices import Placement, check_device, check_dtype, describe, describe_plan, resolve
 
@@ -160,8 +160,8 @@ def test_the_pool_moves_to_another_device_and_frees_what_it_holds(base_dir, tmp_
 
 
 def _admin_context(tmp_path):
-    from access import Access, Role, User
-    from context import AppConfig, build_context
+    from common.access import Access, Role, User
+    from common.context import AppConfig, build_context
     from models.judge import make_judge
 
     ctx = build_context(AppConfig(home=tmp_path / "home"), judge=make_judge("rule"))
@@ -171,7 +171,7 @@ def _admin_context(tmp_path):
 
 def test_an_admin_picks_the_device_from_the_ui_service(tmp_path, hardware):
     from annotate.models_service import set_device
-    from errors import PermissionDeniedError
+    from common.errors import PermissionDeniedError
 
     hardware.set(cuda=2, bf16=True)
     ctx = _admin_context(tmp_path)

@@ -8,7 +8,7 @@ import httpx2
 import pytest
 
 import models.judge_rubric as judge_rubric
-from errors import JudgeError
+from common.errors import JudgeError
 from models.judge import (
     DEFAULT_RUBRIC,
     UNSURE_HEADLINE,

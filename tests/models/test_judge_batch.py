@@ -8,7 +8,7 @@ from collections import deque
 import httpx2
 import pytest
 
-from errors import JudgeError
+from common.errors import JudgeError
 from models.judge import BatchItem
 from tests.models.test_judge_support import (
     BASE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from errors import ModelError
+from common.errors import ModelError
 from models.local import Generation, LocalModel, SamplingParams
 from tests.models.chats import CHATS
 

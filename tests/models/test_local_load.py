@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from errors import ModelError
+from common.errors import ModelError
 from models.local import DEFAULT_BASE, LocalModel, SamplingParams, Variant, check_variant_paths, load_variant
 from tests.models.tiny_models import build_tiny_model
 

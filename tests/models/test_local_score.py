@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from errors import ModelError
+from common.errors import ModelError
 from models.scoring import split_prompt_completion
 
 TRIPLES = [

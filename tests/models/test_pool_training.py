@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from errors import UserInputError
+from common.errors import UserInputError
 from train.rundir import CONFIG, RunDir
 
 

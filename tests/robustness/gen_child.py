@@ -20,7 +20,7 @@ GENERATE_CONFIG = {"batch_size": 2, "max_new_tokens": 6, "per_prompt": 2}
 def main(home: str, block_at: int) -> None:
     from annotate.generation import GenerateConfig
     from annotate.service import AnnotateService
-    from context import AppConfig, build_context
+    from common.context import AppConfig, build_context
     from models.judge import RuleJudge
     from models.local import LocalModel
 

@@ -55,11 +55,11 @@ class InProcess:
 
 @contextmanager
 def in_process_server(home, warnings: list[str], users: str | None = None):
-    from access import parse_auth
-    from app import launch_app
-    from context import AppConfig, build_context
+    from common.access import parse_auth
+    from common.context import AppConfig, build_context
     from models.judge import RuleJudge
     from tests.serving import free_port, pin_test_secret
+    from webui.app import launch_app
 
     pin_test_secret(home)
     ctx = build_context(AppConfig(home=home), judge=RuleJudge())

@@ -19,9 +19,9 @@ def _until_cancelled(handle) -> dict:
 
 @pytest.fixture
 def served(tmp_path):
-    from app import launch_app
-    from context import AppConfig, build_context
+    from common.context import AppConfig, build_context
     from models.judge import RuleJudge
+    from webui.app import launch_app
 
     home = tmp_path / "home"
     seed_pairs(home, 2)
@@ -65,9 +65,9 @@ def test_cancelling_the_arena_leaves_a_running_eval_alone(served):
 
 
 def test_an_annotator_cannot_cancel_jobs(tmp_path):
-    from access import Access, Role, User
     from annotate.jobs import JobRunner, cancel_job
-    from errors import PermissionDeniedError
+    from common.access import Access, Role, User
+    from common.errors import PermissionDeniedError
     from store import Store
 
     class Ctx:

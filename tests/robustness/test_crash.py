@@ -171,7 +171,7 @@ def test_generation_job_killed_mid_way_resumes_without_regenerating(tmp_path):
 
     # What `serve` does at start-up (build_annotate_tab -> resume_interrupted), with the real model pool.
     from annotate.service import AnnotateService
-    from context import AppConfig, build_context
+    from common.context import AppConfig, build_context
     from models.judge import RuleJudge
     from models.local import LocalModel
 

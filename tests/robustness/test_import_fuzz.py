@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from annotate.import_limits import ImportLimits
 from annotate.importer import import_prompts
 from annotate.pref_import import FORMATS, import_preferences
-from errors import UserInputError
+from common.errors import UserInputError
 from store import Store
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from errors import UserInputError
+from common.errors import UserInputError
 
 
 def _one_line(exc: pytest.ExceptionInfo) -> str:
@@ -52,7 +52,7 @@ def test_sft_settings_have_upper_bounds(field, value):
 
 
 def test_sampling_params_refuse_an_unbounded_budget():
-    from errors import ModelError
+    from common.errors import ModelError
     from models.sampling import SamplingParams
 
     with pytest.raises(ModelError) as exc:

@@ -16,16 +16,16 @@ N_SLOW = 300
 def blocked_server(tmp_path, monkeypatch):
     """The real app served in-process, with *Load the demo prompts* blocked until the test releases it."""
     from annotate.data_service import DataService
-    from app import launch_app
-    from context import AppConfig, build_context
+    from common.context import AppConfig, build_context
     from models.judge import RuleJudge
+    from webui.app import launch_app
 
     home = tmp_path / "home"
     seed_pairs(home, 4)
     release = threading.Event()
 
     def slow_load_demo(self, *, user=None):
-        from errors import UserInputError
+        from common.errors import UserInputError
 
         release.wait(120)
         raise UserInputError("released by the test")  # shown as a warning: no traceback per waiting call

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import Paths
+from common.settings import Paths
 from tests.seed import seed_pairs
 
 USERS = {"ann": "pw-annotator-1", "root": "pw-admin-2"}
@@ -124,8 +124,8 @@ def qualname(block_fn) -> str:
 
 
 def test_every_event_states_its_role(tmp_path):
-    from app import build_app
-    from context import AppConfig, build_context
+    from common.context import AppConfig, build_context
+    from webui.app import build_app
 
     ctx = build_context(AppConfig(home=tmp_path / "home"))
     try:
@@ -199,10 +199,10 @@ def call_by_index(url: str, user: str, fn_index: int, data: list, upload: Path) 
 @pytest.fixture
 def team(tmp_path):
     """A server in this process (so the test can read its store) with an admin and an annotator login."""
-    from access import parse_auth
-    from app import launch_app
-    from context import AppConfig, build_context
+    from common.access import parse_auth
+    from common.context import AppConfig, build_context
     from tests.serving import free_port
+    from webui.app import launch_app
 
     home = tmp_path / "home"
     seed_pairs(home, 24)

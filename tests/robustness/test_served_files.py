@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from settings import Paths
+from common.settings import Paths
 from tests.seed import seed_pairs
 from tests.serving import ROOT, serving
 

@@ -33,7 +33,7 @@ def seed_hostile(home, tmp_path) -> dict:
     import pandas as pd
 
     from annotate.jobs import JobRunner
-    from context import AppConfig, Context, variant_resolver
+    from common.context import AppConfig, Context, variant_resolver
     from evaluate.eval_service import run_eval
     from evaluate.responses import ResponseParams
     from models.judge import RuleJudge

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import store as store_pkg
-from errors import StoreError, StoreLockedError
+from common.errors import StoreError, StoreLockedError
 from store import Store
 
 REPO_ROOT = Path(store_pkg.__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 import duckdb
 import pytest
 
-from errors import StoreError
+from common.errors import StoreError
 from store import ModelRow, Store
 
 

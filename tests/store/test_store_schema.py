@@ -5,7 +5,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from errors import MigrationError, StoreError
+from common.errors import MigrationError, StoreError
 from store import Store
 from store.migrate import MIGRATIONS_DIR
 

@@ -76,7 +76,7 @@ def seed_triples(
 def make_ctx(home: Path, tiny: TinySFT, *, n_triples: int = 0, heldout: int = 2):
     """A Context over a fresh store in `home`: `sft` = tiny base + SFT adapter, loaded in float64."""
     from annotate.jobs import JobRunner
-    from context import AppConfig, Context, variant_resolver
+    from common.context import AppConfig, Context, variant_resolver
     from models.pool import ModelPool
     from store import Store
 

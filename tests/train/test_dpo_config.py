@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from errors import UserInputError
+from common.errors import UserInputError
 from train.config import PRESETS, build_config, load_config  # re-exported from train.presets
 from train.presets import config_from_overrides, config_overrides, config_to_dict
 from train.snapshot import build_snapshot, split_rows

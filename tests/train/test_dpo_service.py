@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from errors import UserInputError
+from common.errors import UserInputError
 from tests.train.dpo_fixtures import in_process, make_ctx, tiny_config, tiny_sft  # noqa: F401
 from tests.train.test_dpo_trainer import ForwardCounter
 from train.rundir import RunDir

@@ -30,7 +30,7 @@ def demo_triples(n: int) -> list[tuple[list[dict], str, str]]:
 @pytest.mark.slow
 def test_a_few_dpo_steps_on_the_real_default_model(tmp_path, models_cache):
     from annotate.jobs import JobRunner
-    from context import AppConfig, Context, variant_resolver
+    from common.context import AppConfig, Context, variant_resolver
     from models.local import DEFAULT_BASE, Variant, load_variant
     from models.pool import ModelPool
     from store import Store

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from errors import ModelError
+from common.errors import ModelError
 from tests.train.dpo_fixtures import TinySFT, tiny_config, tiny_sft, triples  # noqa: F401
 from train import kl as kl_module
 from train.dpo_trainer import OVERRIDDEN, OVERRIDDEN_PARAMS, cached_ref_trainer_class, check_trl_path

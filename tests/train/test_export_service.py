@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from access import Access, Role, User
-from errors import PermissionDeniedError
+from common.access import Access, Role, User
+from common.errors import PermissionDeniedError
 from tests.models.tiny_models import save_lora
 from tests.train.dpo_fixtures import in_process, make_ctx, tiny_config, tiny_sft  # noqa: F401
 

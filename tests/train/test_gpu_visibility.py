@@ -6,7 +6,7 @@ import time
 import pytest
 
 import train.process as process
-from errors import UserInputError
+from common.errors import UserInputError
 from train.rundir import CONFIG, RunDir
 from train.worker import _device
 

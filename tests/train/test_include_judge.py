@@ -13,7 +13,7 @@ def tab_config(tmp_path, monkeypatch, *form) -> object:
     import gradio as gr
 
     import train.service
-    from context import AppConfig, Context
+    from common.context import AppConfig, Context
     from store import Store
     from train.ui import build_train_tab
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from errors import UserInputError
+from common.errors import UserInputError
 from tests.train.dpo_fixtures import in_process, make_ctx, tiny_config, tiny_sft  # noqa: F401
 from train.process import worker_command
 from train.rundir import METRICS, RunDir

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from errors import UserInputError
+from common.errors import UserInputError
 from tests.train.dpo_fixtures import in_process, make_ctx, tiny_config, tiny_sft  # noqa: F401
 from train.rundir import RunDir
 from train.service import resume_training, run_training

@@ -13,7 +13,7 @@ from train.runs_view import dpo_runs, sft_job_text, train_overview
 def ctx(tmp_path):
     from types import SimpleNamespace
 
-    from context import AppConfig
+    from common.context import AppConfig
     from store import Store
 
     cfg = AppConfig(home=tmp_path / "home")

@@ -9,7 +9,7 @@ from random import Random
 
 import pytest
 
-from errors import UserInputError
+from common.errors import UserInputError
 from models.local import DEFAULT_BASE, Variant, load_variant
 from train.sft import ADAPTER_FILES, SFTRunConfig, run_sft, sft_examples_from_prompts
 

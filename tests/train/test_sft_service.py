@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from errors import UserInputError
+from common.errors import UserInputError
 from tests.serving import run_cli
 from train.sft_config import SFTRunConfig
 from train.sft_service import run_demo_sft
@@ -17,7 +17,7 @@ DEMO = Path(__file__).resolve().parents[2] / "data" / "incidents.jsonl"
 
 @pytest.fixture
 def ctx(tmp_path, tiny_base_dir):
-    from context import AppConfig, build_context
+    from common.context import AppConfig, build_context
 
     c = build_context(AppConfig(home=tmp_path / "home"))
     c.store.add_model("tiny", str(tiny_base_dir), [], "base")

@@ -113,7 +113,7 @@ def test_worker_environment_is_offline_and_holds_no_secret(tmp_path, monkeypatch
 def test_the_parent_downloads_a_hub_model_before_the_worker_and_converts_the_default(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from errors import ModelError
+    from common.errors import ModelError
     from models.fetch import ensure_local
     from models.local import Variant
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from context import Context
+from common.context import Context
 
 log = logging.getLogger(__name__)
 
-ASSETS = Path(__file__).parent / "ui_assets"
+ASSETS = Path(__file__).parent / "assets"
 TABS = ("Annotate", "Train", "Arena", "Eval", "Data")
 
 
@@ -96,7 +96,7 @@ def _pending(queue, lane: str, who: str | None) -> int:
 def launch_app(ctx: Context, *, host: str, port: int, auth=None, block: bool = True) -> gr.Blocks:
     """Serve the app; `head`, `css` go to launch() in Gradio 6."""
     from annotate.import_limits import MAX_UPLOAD_BYTES
-    from served import blocked_paths
+    from webui.served import blocked_paths
 
     paths = ctx.cfg.paths
     paths.served.mkdir(parents=True, exist_ok=True)

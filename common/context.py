@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from access import Access
+from common.access import Access
 from common.seams import Jobs, Judge, ModelSource
+from common.settings import Paths, resolve_home
 from common.vocab import ModelKind
-from settings import Paths, resolve_home
 
 if TYPE_CHECKING:
     from models.variants import Variant
@@ -78,7 +78,7 @@ def register_defaults(store: Store) -> None:
 
 def variant_resolver(store: Store) -> Callable[[str], Variant]:
     """Variant name -> Variant, read from the `models` table at each call."""
-    from errors import UserInputError
+    from common.errors import UserInputError
     from models.local import Variant
 
     def resolve(name: str) -> Variant:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from errors import UserInputError
+from common.errors import UserInputError
 
 # Longest response any job may ask for: beyond a small model's context, and hours of CPU per response.
 MAX_NEW_TOKENS = 8192

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from errors import PrefLabError
+from common.errors import PrefLabError
 
 
 def empty_state(title: str, steps: list[str]) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from errors import PermissionDeniedError, UserInputError
+from common.errors import PermissionDeniedError, UserInputError
 
 
 class Role(StrEnum):

@@ -12,7 +12,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from settings import Paths
+from common.settings import Paths
 
 
 def blocked_paths(paths: Paths) -> list[str]:
