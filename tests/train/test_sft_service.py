@@ -85,8 +85,11 @@ def test_sft_refuses_without_gold_or_on_name_clash(ctx, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_import_sft_generate_on_the_real_model(tmp_path):
+def test_cli_import_sft_generate_on_the_real_model(tmp_path, models_cache):
     home = tmp_path / "home"
+    home.mkdir()
+    # The session's converted default model (the conversion itself has its own test in tests/models).
+    (home / "models").symlink_to(models_cache, target_is_directory=True)
     assert run_cli("import", str(DEMO), home=home).returncode == 0
     sft = run_cli("sft", "--limit", "8", "--batch-size", "4", home=home, timeout=600)
     assert sft.returncode == 0, sft.stderr
