@@ -9,6 +9,7 @@ import time
 
 import gradio as gr
 
+from annotate.generation import GenerateConfig
 from annotate.labelling import (
     MAX_EDIT_CHARS,
     MAX_NOTE_CHARS,
@@ -110,7 +111,12 @@ def build_annotate_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = No
             scale=1,
         )
         gen_tokens = int_field(
-            "Max new tokens", "generate-max-tokens", 256, minimum=1, maximum=MAX_NEW_TOKENS, scale=1
+            "Max new tokens",
+            "generate-max-tokens",
+            GenerateConfig.max_new_tokens,
+            minimum=1,
+            maximum=MAX_NEW_TOKENS,
+            scale=1,
         )
     gen_note = gr.Markdown(elem_id="generate-note")
     with gr.Row():

@@ -42,7 +42,7 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) 
         )
         limit = int_field("Prompts to evaluate", "eval-limit", 30, minimum=2)
         judge = gr.Dropdown(["auto", "rule", "anthropic"], value="auto", label="Judge", elem_id="eval-judge")
-        max_tokens = int_field("max new tokens", "eval-max-tokens", 256, minimum=8)
+        max_tokens = int_field("max new tokens", "eval-max-tokens", ResponseParams.max_new_tokens, minimum=8)
     with gr.Row():
         run = gr.Button("Run eval", elem_id="eval-run", variant="primary", scale=0, min_width=200)
         cancel = gr.Button("Cancel eval", elem_id="eval-cancel", scale=0, min_width=160)
@@ -118,7 +118,7 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) 
                 prompt_set=prompts_v,
                 limit=int(limit_v) if limit_v else None,
                 judge=judge_v,
-                params=ResponseParams(max_new_tokens=int(tokens_v or 256)),
+                params=ResponseParams(max_new_tokens=int(tokens_v or ResponseParams.max_new_tokens)),
             )
             job = start_eval_job(ctx, request, username=getattr(http, "username", None))
         except PrefLabError as exc:

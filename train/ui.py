@@ -10,8 +10,9 @@ import pandas as pd
 from common.context import Context
 from common.errors import PrefLabError
 from common.safe_text import md_text
-from train.config import MAX_PROCESSES
+from train.config import MAX_PROCESSES, PrefLabFields
 from train.runs_view import dpo_runs, sft_job_text, train_overview
+from train.sft_config import SFTRunConfig
 from webui.common import cancel_line, empty_state, int_field, warn
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
     status = gr.Markdown(elem_id="train-empty", elem_classes=["empty-state"])
     with gr.Accordion("Demo SFT (the model pairs are generated from)", open=False):
         with gr.Row():
-            sft_epochs = int_field("Epochs", "sft-epochs", 1, minimum=1)
+            sft_epochs = int_field("Epochs", "sft-epochs", SFTRunConfig.epochs, minimum=1)
             sft_limit = int_field("At most N examples", "sft-limit", minimum=2)
             sft_button = gr.Button("Train the demo SFT", elem_id="train-sft", variant="secondary")
             sft_cancel = gr.Button("Cancel SFT", elem_id="sft-cancel", variant="stop")
@@ -140,7 +141,11 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
         )
         include_judge = gr.Checkbox(label="include judge labels", value=False, elem_id="train-include-judge")
         processes = int_field(
-            "Processes (one per GPU)", "train-processes", 1, minimum=1, maximum=MAX_PROCESSES
+            "Processes (one per GPU)",
+            "train-processes",
+            PrefLabFields.processes,
+            minimum=1,
+            maximum=MAX_PROCESSES,
         )
     with gr.Row():
         start = gr.Button("Start DPO run", elem_id="train-start", variant="primary")
