@@ -46,7 +46,7 @@ def test_a_few_dpo_steps_on_the_real_default_model(tmp_path, models_cache):
     cfg.paths.ensure()
     store = Store.open(cfg.paths.db)
     store.ensure_model("sft", DEFAULT_BASE, [], "sft")  # the base alone stands in for a merged SFT checkpoint
-    seed_triples(store, demo_triples(16))
+    seed_triples(store, demo_triples(12))  # 8 train + 4 validation: the minimums below
     ctx = Context(
         cfg=cfg,
         store=store,
