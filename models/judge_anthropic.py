@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from common.errors import JudgeError
+from common.vocab import Decision
 from models.judge_backoff import (
     MAX_RETRY_AFTER,
     RATE_LIMIT_STATUSES,
@@ -151,14 +152,14 @@ class AnthropicJudge(ScreenOrderJudge, Backoff, MessageBatches):
         """Ask A-first then B-first and combine; never raises, failures become status 'failed'."""
         verdicts: dict[str, Verdict] = {}
         try:
-            for order, (first, second) in (("ab", (a, b)), ("ba", (b, a))):
+            for order, (first, second) in ((Order.AB, (a, b)), (Order.BA, (b, a))):
                 # Stop at the first failure: the pair is failed anyway, and a second order would only
                 # spend more time and tokens against the same outage.
                 verdicts[order] = self.judge_order(prompt, first, second, gold=gold, position_order=order)
         except JudgeError as err:
             return PairVerdict.combine(
-                verdicts.get("ab"),
-                verdicts.get("ba"),
+                verdicts.get(Order.AB),
+                verdicts.get(Order.BA),
                 error=str(err),
                 rate_limited=getattr(err, "rate_limited", False),
                 retry_after=getattr(err, "retry_after", None),
@@ -166,8 +167,8 @@ class AnthropicJudge(ScreenOrderJudge, Backoff, MessageBatches):
         except Exception as err:  # a background job needs a verdict row, not a dead thread
             logger.exception("unexpected error while judging a pair")
             reason = self._scrub(f"unexpected {type(err).__name__}: {err}")
-            return PairVerdict.combine(verdicts.get("ab"), verdicts.get("ba"), error=reason)
-        return PairVerdict.combine(verdicts["ab"], verdicts["ba"])
+            return PairVerdict.combine(verdicts.get(Order.AB), verdicts.get(Order.BA), error=reason)
+        return PairVerdict.combine(verdicts[Order.AB], verdicts[Order.BA])
 
     def applies(self, gold) -> bool:
         """Claude judges any pair, with or without a gold answer."""
@@ -187,8 +188,9 @@ class AnthropicJudge(ScreenOrderJudge, Backoff, MessageBatches):
             rationale = str(data.get("rationale", "")).strip()
         except (ValueError, TypeError, KeyError, AttributeError):
             raise JudgeError(f"the judge returned no parseable verdict: {one_line(text, 120)!r}") from None
-        shown = ("a", "b") if position_order == "ab" else ("b", "a")
-        mapping = {"1": shown[0], "2": shown[1], "tie": "tie"}
+        shown = (Decision.A, Decision.B) if position_order == Order.AB else (Decision.B, Decision.A)
+        # The keys are the answer VERDICT_SCHEMA asks the model for; the values are the decisions they mean.
+        mapping = {"1": shown[0], "2": shown[1], "tie": Decision.TIE}
         if label not in mapping:
             raise JudgeError(f"the judge returned an unknown winner {label!r}")
         # The model speaks of screen positions; PrefLab stores and shows underlying A/B.

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from common.errors import JudgeError
-from models.judge_types import ORDERS, BatchItem, PairVerdict, Verdict
+from models.judge_types import ORDERS, BatchItem, Order, PairVerdict, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class MessageBatches:
             if item.custom_id in seen:
                 raise JudgeError(f"duplicate batch item id {item.custom_id!r}")
             seen.add(item.custom_id)
-            for order, (first, second) in (("ab", (item.a, item.b)), ("ba", (item.b, item.a))):
+            for order, (first, second) in ((Order.AB, (item.a, item.b)), (Order.BA, (item.b, item.a))):
                 params = self.params(item.prompt, first, second, item.gold)
                 requests.append({"custom_id": f"{item.custom_id}-{order}", "params": params})
         if len(requests) > MAX_BATCH_REQUESTS:
@@ -81,7 +81,7 @@ class MessageBatches:
             if result.type == "succeeded":
                 try:
                     found[item_id][order] = self.verdict_from_message(
-                        result.message, order, batch_id=batch_id
+                        result.message, Order(order), batch_id=batch_id
                     )
                 except JudgeError as err:
                     problems.append(f"{order}: {err}")
@@ -94,8 +94,8 @@ class MessageBatches:
                 problems.append(f"{order}: {result.type}")
         return {
             item_id: PairVerdict.combine(
-                verdicts.get("ab"),
-                verdicts.get("ba"),
+                verdicts.get(Order.AB),
+                verdicts.get(Order.BA),
                 error=self._scrub("; ".join(sorted(errors[item_id]))) or None,
             )
             for item_id, verdicts in found.items()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from common.vocab import Decision
 from models.judge_rubric import rubric_hash
 from models.judge_types import Messages, Order, PairVerdict, ScreenOrderJudge, Verdict
 
@@ -138,13 +139,13 @@ class RuleJudge(ScreenOrderJudge):
 
     def _verdict(self, prompt: Messages, first: str, second: str, gold, position_order: Order) -> Verdict:
         """Score both answers against the gold severity; the better total wins."""
-        a, b = (first, second) if position_order == "ab" else (second, first)
+        a, b = (first, second) if position_order == Order.AB else (second, first)
         sa, sb = score_answer(a, gold), score_answer(b, gold)
         gap = abs(sa.total - sb.total)
         if gap <= TIE_EPSILON:
-            winner, confidence, outcome = "tie", 0.5, "A and B score about the same: tie."
+            winner, confidence, outcome = Decision.TIE, 0.5, "A and B score about the same: tie."
         else:
-            winner = "a" if sa.total > sb.total else "b"
+            winner = Decision.A if sa.total > sb.total else Decision.B
             confidence = round(0.5 + 0.5 * min(1.0, gap / 0.5), 2)
             outcome = f"{winner.upper()} is better."
         rationale = (
@@ -166,6 +167,6 @@ class RuleJudge(ScreenOrderJudge):
 
     def judge_pair(self, prompt: Messages, a: str, b: str, *, gold: dict | None = None) -> PairVerdict:
         """Judge both orders, like the LLM judge, and combine them."""
-        ab = self.judge_order(prompt, a, b, gold=gold, position_order="ab")
-        ba = self.judge_order(prompt, b, a, gold=gold, position_order="ba")
+        ab = self.judge_order(prompt, a, b, gold=gold, position_order=Order.AB)
+        ba = self.judge_order(prompt, b, a, gold=gold, position_order=Order.BA)
         return PairVerdict.combine(ab, ba)

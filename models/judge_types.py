@@ -7,14 +7,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.text import one_line as common_one_line
+from common.vocab import Decision, Order, plain, values
 
 Messages = list[dict]
 Winner = Literal["a", "b", "tie"]
-Order = Literal["ab", "ba"]
 PairStatus = Literal["ok", "unsure", "failed", "abstained"]
 
-WINNERS = ("a", "b", "tie")
-ORDERS = ("ab", "ba")
+# A judge picks a response or a tie; it never says both_bad (which the stored JUDGE_WINNERS also allow).
+WINNERS = plain(Decision.A, Decision.B, Decision.TIE)
+ORDERS = values(Order)
 UNSURE_HEADLINE = "judge unsure (position-inconsistent)"
 # The Message Batches API allows custom_id ^[a-zA-Z0-9_-]{1,64}$; "-ab"/"-ba" are appended to the item's id.
 ITEM_ID_RE = re.compile(r"[a-zA-Z0-9_-]{1,61}")
@@ -107,13 +108,13 @@ class PairVerdict:
         retry_after: float | None = None,
     ) -> PairVerdict:
         """Combine the A-first and B-first verdicts; a missing one makes the pair 'failed'."""
-        for verdict, order in ((ab, "ab"), (ba, "ba")):
+        for verdict, order in ((ab, Order.AB), (ba, Order.BA)):
             if verdict is not None and verdict.position_order != order:
                 raise ValueError(
                     f"PairVerdict.combine: {order} slot got a {verdict.position_order!r} verdict"
                 )
         if ab is None or ba is None:
-            missing = " and ".join(o for v, o in ((ab, "ab"), (ba, "ba")) if v is None)
+            missing = " and ".join(o for v, o in ((ab, Order.AB), (ba, Order.BA)) if v is None)
             reason = one_line(error) if error else f"no verdict for order {missing}"
             return cls(ab, ba, "failed", None, "", reason, rate_limited, retry_after)
         if ab.winner == ba.winner:
@@ -142,7 +143,7 @@ class PairVerdict:
         if self.status == "unsure":
             return UNSURE_HEADLINE, self.rationale
         label = judge_label(self.ab.judge, self.ab.model)
-        choice = "a tie" if self.suggestion == "tie" else self.suggestion.upper()
+        choice = "a tie" if self.suggestion == Decision.TIE else self.suggestion.upper()
         return f"{label} suggests {choice} · confidence {round(self.confidence, 2):g}", self.rationale
 
 
@@ -156,7 +157,7 @@ class ScreenOrderJudge:
         second: str,
         *,
         gold: dict | None = None,
-        position_order: Order = "ab",
+        position_order: Order = Order.AB,
     ) -> Verdict:
         """Judge once with `first` shown as Response 1; the verdict's winner names the underlying a/b."""
         if position_order not in ORDERS:
