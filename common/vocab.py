@@ -119,6 +119,10 @@ class Split(StrEnum):
     HELDOUT = "heldout"  # kept for evaluation
 
 
+# The prompt sets an eval or an arena matchup may run on, in the order their dropdowns list them (the default first).
+PROMPT_SETS = plain(Split.HELDOUT, Split.TRAIN)
+
+
 class MetricSplit(StrEnum):
     """Which set a training metric was measured on (run_metrics.split)."""
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from common.access import Role
 from common.errors import UserInputError
 from common.settings import keyed_seed
-from common.vocab import JobKind, ModelKind, Vote, values
+from common.vocab import PROMPT_SETS, JobKind, ModelKind, Split, Vote, values
 from evaluate.responses import ResponseParams, ensure_responses
 
 if TYPE_CHECKING:
@@ -49,12 +49,12 @@ class Battle:
 class Matchup:
     a: str
     b: str
-    prompt_set: str = "heldout"
+    prompt_set: str = Split.HELDOUT.value
 
     def __post_init__(self):
         if self.a == self.b:
             raise UserInputError(f"pick two different variants, got {self.a!r} twice")
-        if self.prompt_set not in ("heldout", "train"):
+        if self.prompt_set not in PROMPT_SETS:
             raise UserInputError(f"prompt set must be heldout or train, got {self.prompt_set!r}")
 
 

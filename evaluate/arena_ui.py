@@ -11,7 +11,7 @@ import gradio as gr
 from annotate.jobs import job_line as job_waiting_line
 from common.context import Context
 from common.safe_text import md_text
-from common.vocab import JobKind, JobStatus, Vote
+from common.vocab import PROMPT_SETS, JobKind, JobStatus, Split, Vote
 from webui.common import name_field, warn
 
 ARENA_BUTTONS = (
@@ -54,7 +54,7 @@ def build_arena_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
         pick_a = gr.Dropdown(label="Variant 1", elem_id="arena-variant-a", choices=[])
         pick_b = gr.Dropdown(label="Variant 2", elem_id="arena-variant-b", choices=[])
         pick_set = gr.Dropdown(
-            ["heldout", "train"], value="heldout", label="Prompts", elem_id="arena-prompt-set"
+            list(PROMPT_SETS), value=Split.HELDOUT.value, label="Prompts", elem_id="arena-prompt-set"
         )
         use = gr.Button("Use this matchup", elem_id="arena-use", scale=0)
     job_line = gr.Markdown(elem_id="arena-job")

@@ -8,7 +8,7 @@ from pathlib import Path
 from common.errors import UserInputError
 from common.flags import Flag, add_flags
 from common.progress import Bar
-from common.vocab import Split, plain
+from common.vocab import PROMPT_SETS, Split
 from evaluate.responses import ResponseParams
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def add_eval_arguments(parser) -> None:
     parser.add_argument(
         "--prompts",
         default=Split.HELDOUT.value,
-        choices=list(plain(Split.HELDOUT, Split.TRAIN)),
+        choices=list(PROMPT_SETS),
         help="prompt split (default heldout)",
     )
     parser.add_argument(

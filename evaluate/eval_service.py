@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from common.access import Role
 from common.errors import PrefLabError, UserInputError
 from common.limits import MAX_ITEMS
-from common.vocab import JobKind, ModelKind
+from common.vocab import PROMPT_SETS, JobKind, ModelKind, Split
 from evaluate.eval_reads import eval_choices, eval_job_status, sample, sample_choices, withheld_variants
 from evaluate.eval_report import (
     EvalResult,
@@ -27,7 +27,6 @@ from evaluate.scorers import Item, default_scorers, judge_name
 log = logging.getLogger(__name__)
 
 DPO_PREFIX = "sft+dpo"
-PROMPT_SETS = ("heldout", "train")
 JUDGE_KINDS = ("auto", "rule", "anthropic")
 
 __all__ = [
@@ -57,7 +56,7 @@ class EvalRequest:
     variants: tuple[str, ...] = field(
         default=(), metadata={"help": "variant names; empty = base, sft, newest sft+dpo"}
     )
-    prompt_set: str = field(default="heldout", metadata={"help": "heldout or train"})
+    prompt_set: str = field(default=Split.HELDOUT.value, metadata={"help": "heldout or train"})
     limit: int | None = field(default=30, metadata={"help": "prompts to evaluate (first N of the set)"})
     judge: str = field(default="auto", metadata={"help": "auto, rule or anthropic"})
     params: ResponseParams = field(default_factory=ResponseParams, metadata={"help": "sampling"})
@@ -169,7 +168,7 @@ def run_eval(
     ctx,
     variants: list[str] | None = None,
     *,
-    prompt_set: str = "heldout",
+    prompt_set: str = Split.HELDOUT.value,
     limit: int | None = 30,
     params: ResponseParams | None = None,
     judge=None,

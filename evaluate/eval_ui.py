@@ -6,7 +6,7 @@ import gradio as gr
 
 from common.context import Context
 from common.safe_text import md_text
-from common.vocab import JobKind, JobStatus
+from common.vocab import PROMPT_SETS, JobKind, JobStatus, Split
 from webui.common import cancel_line, empty_state, int_field, warn
 
 
@@ -38,7 +38,7 @@ def build_eval_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None) 
             elem_id="eval-variants",
         )
         prompt_set = gr.Dropdown(
-            ["heldout", "train"], value="heldout", label="Prompts", elem_id="eval-prompt-set"
+            list(PROMPT_SETS), value=Split.HELDOUT.value, label="Prompts", elem_id="eval-prompt-set"
         )
         limit = int_field("Prompts to evaluate", "eval-limit", 30, minimum=2)
         judge = gr.Dropdown(["auto", "rule", "anthropic"], value="auto", label="Judge", elem_id="eval-judge")

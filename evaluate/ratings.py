@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from common.vocab import Vote
+from common.vocab import RatingTies, Vote
 from evaluate.ratings_bt import bradley_terry, win_matrix
 from evaluate.ratings_core import (
     TIE_WORDS,
@@ -74,8 +74,8 @@ class WinRate:
     votes_needed: int | None = field(init=False)  # further votes at this rate until the interval excludes 50%
 
     def __post_init__(self) -> None:
-        n = self.wins + self.losses + (0 if self.ties_policy == "exclude" else self.ties)
-        successes = self.wins + (0.5 * self.ties if self.ties_policy == "half" else 0.0)
+        n = self.wins + self.losses + (0 if self.ties_policy == RatingTies.EXCLUDE else self.ties)
+        successes = self.wins + (0.5 * self.ties if self.ties_policy == RatingTies.HALF else 0.0)
         rate = successes / n if n else None
         low, high = wilson_interval(successes, n, alpha=self.alpha)
         needed = votes_needed(rate, n, alpha=self.alpha) if n else None
@@ -127,7 +127,9 @@ def _oriented(votes: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     return pair.assign(a_left=a_left, outcome=outcome)
 
 
-def win_rate(votes: pd.DataFrame, a: str, b: str, *, ties: str = "half", alpha: float = 0.05) -> WinRate:
+def win_rate(
+    votes: pd.DataFrame, a: str, b: str, *, ties: str = RatingTies.HALF.value, alpha: float = 0.05
+) -> WinRate:
     """Win rate of `a` over `b` from blind votes, both-bad reported apart, with a Wilson interval.
 
     Ties: "half" counts a tie as half a win in n ties+decisive votes. The Wilson interval then uses

@@ -78,7 +78,7 @@ def _ratings(theta: np.ndarray, present: np.ndarray, anchor: int | None) -> np.n
 def bradley_terry(
     votes: pd.DataFrame,
     *,
-    ties: str = "half",
+    ties: str = RatingTies.HALF.value,
     n_boot: int = 200,
     seed: int | np.random.Generator = 0,
     anchor: str | None = None,
@@ -155,7 +155,7 @@ def bradley_terry(
     return out
 
 
-def win_matrix(votes: pd.DataFrame, *, ties: str = "half") -> pd.DataFrame:
+def win_matrix(votes: pd.DataFrame, *, ties: str = RatingTies.HALF.value) -> pd.DataFrame:
     """Share of its rated votes against each column variant that each row variant won; NaN where they never met.
 
     Ties follow the same policies as `win_rate`; both-bad votes are left out.

@@ -15,7 +15,11 @@ from common.vocab import RatingTies, Vote, values
 
 VOTES = values(Vote)
 TIE_POLICIES = values(RatingTies)
-TIE_WORDS = {"half": "ties as half", "exclude": "ties excluded", "loss": "ties as losses"}
+TIE_WORDS = {
+    RatingTies.HALF: "ties as half",
+    RatingTies.EXCLUDE: "ties excluded",
+    RatingTies.LOSS: "ties as losses",
+}
 
 
 class RatingsError(UserInputError, ValueError):
@@ -68,9 +72,9 @@ def side_scores(vote: pd.Series, ties: str) -> tuple[np.ndarray, np.ndarray, np.
     left = (v == Vote.LEFT).astype(float)
     right = (v == Vote.RIGHT).astype(float)
     tie = v == Vote.TIE
-    if ties == "half":
+    if ties == RatingTies.HALF:
         left[tie] = right[tie] = 0.5
-    rated = (v == Vote.LEFT) | (v == Vote.RIGHT) | (tie & (ties != "exclude"))
+    rated = (v == Vote.LEFT) | (v == Vote.RIGHT) | (tie & (ties != RatingTies.EXCLUDE))
     return left, right, rated
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from common.vocab import Vote
+from common.vocab import RatingTies, Vote
 from evaluate.ratings_core import RatingsError, _rng, check_ties, check_votes, level, pct, z_value
 
 LENGTH_COLUMNS = ("len_left", "len_right")
@@ -102,7 +102,7 @@ def length_controlled_win_rate(
     a: str,
     b: str,
     *,
-    ties: str = "half",
+    ties: str = RatingTies.HALF.value,
     n_boot: int = 200,
     seed: int | np.random.Generator = 0,
     alpha: float = 0.05,
@@ -128,7 +128,7 @@ def length_controlled_win_rate(
     v = votes_with_lengths
     pair = v[((v["left"] == a) & (v["right"] == b)) | ((v["left"] == b) & (v["right"] == a))]
     pair = pair[pair["vote"] != Vote.BOTH_BAD]
-    if ties == "exclude":
+    if ties == RatingTies.EXCLUDE:
         pair = pair[pair["vote"] != Vote.TIE]
     pair = pair.dropna(subset=list(LENGTH_COLUMNS))
     a_left = (pair["left"] == a).to_numpy()
@@ -148,7 +148,7 @@ def length_controlled_win_rate(
     # One row per vote; under "half" a tie becomes two rows (a won / a lost) of weight 0.5 each.
     tie = vote == Vote.TIE
     d = len_a - len_b
-    if ties == "half":
+    if ties == RatingTies.HALF:
         rows = np.concatenate([np.arange(n), np.flatnonzero(tie)])
         y = np.concatenate([np.where(tie, 1.0, a_won), np.zeros(tie.sum())])
         wt = np.concatenate([np.where(tie, 0.5, 1.0), np.full(tie.sum(), 0.5)])

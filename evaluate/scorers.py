@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from rouge_score import rouge_scorer
 
 from common.errors import JudgeError
+from common.vocab import Decision
 from models.judge import judge_label, render_prompt, score_answer
 from models.judge_rule import gold_severity
 
@@ -280,7 +281,7 @@ class PreferenceScorer(Scorer):
             elif verdict.status == "unsure":
                 out[variant] = 0.5
             else:
-                out[variant] = {"a": 1.0, "b": 0.0}.get(verdict.suggestion, 0.5)
+                out[variant] = {Decision.A: 1.0, Decision.B: 0.0}.get(verdict.suggestion, 0.5)
         return out
 
     def describe(self):

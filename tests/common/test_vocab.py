@@ -10,6 +10,7 @@ import pytest
 from common import vocab
 from common.vocab import (
     JUDGE_WINNERS,
+    PROMPT_SETS,
     SCREEN_VOTES,
     Decision,
     JobKind,
@@ -83,6 +84,12 @@ def test_screen_votes_are_the_sides_and_the_decisions_without_a_side():
         *values(Side),
         *(d for d in values(Decision) if d not in (Decision.A, Decision.B)),
     )
+
+
+def test_prompt_sets_are_every_split_with_the_default_heldout_first():
+    # The Eval and Arena dropdowns and `eval --prompts` list them in this order; values(Split) puts train first.
+    assert PROMPT_SETS == ("heldout", "train")
+    assert sorted(PROMPT_SETS) == sorted(values(Split))
 
 
 def test_every_enum_member_value_is_unique_within_its_enum():
