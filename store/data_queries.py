@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 
 from common.errors import StoreError
+from common.vocab import Decision, LabelSource, ModelKind, Order
 
 from .base import QueryMixin, check
 from .import_queries import ImportCounts, json_column, registered, staging_table
@@ -122,12 +123,12 @@ class DataQueries(QueryMixin):
     @staticmethod
     def _imported_model(cur: duckdb.DuckDBPyConnection, name: str, source: str) -> int:
         cur.execute(
-            "INSERT INTO models (name, base, adapters, kind) VALUES (?, ?, '[]', 'imported') "
+            "INSERT INTO models (name, base, adapters, kind) VALUES (?, ?, '[]', ?) "
             "ON CONFLICT (name) DO NOTHING",
-            [name, source],
+            [name, source, ModelKind.IMPORTED],
         ).fetchall()  # DuckDB 2 refuses new work on a cursor with an unread result
         ((model_id, kind),) = cur.execute("SELECT id, kind FROM models WHERE name = ?", [name]).fetchall()
-        if kind != "imported":
+        if kind != ModelKind.IMPORTED:
             raise StoreError(f"model {name!r} exists as a {kind} variant; rename it to import {source}")
         return int(model_id)
 
@@ -182,9 +183,14 @@ class DataQueries(QueryMixin):
             # decision 'a': gen_a is the chosen response, so the view's chosen/rejected match the file.
             cur.execute(
                 "INSERT INTO labels (pair_id, annotator, source, decision) "
-                f"SELECT pairs.id, $annotator, 'import', 'a' {gens} "
+                f"SELECT pairs.id, $annotator, $source, $decision {gens} "
                 "JOIN pairs ON pairs.gen_a = gc.id AND pairs.gen_b = gr.id ORDER BY f.ord",
-                {"model": model_id, "annotator": annotator},
+                {
+                    "model": model_id,
+                    "annotator": annotator,
+                    "source": LabelSource.IMPORT,
+                    "decision": Decision.A,
+                },
             ).fetchall()
             splits = [s for (s,) in cur.execute("SELECT prompt_split FROM preflab_pref_fresh").fetchall()]
         finally:
@@ -209,7 +215,7 @@ class DataQueries(QueryMixin):
                 SELECT pair_id, judge, model, rubric_hash,
                     CASE WHEN count(winner) < 2 THEN NULL
                          WHEN min(winner) = max(winner) THEN min(winner) ELSE 'unsure' END AS verdict,
-                    coalesce(max(rationale) FILTER (WHERE position_order = 'ab'), max(rationale)) AS rationale
+                    coalesce(max(rationale) FILTER (WHERE position_order = $first), max(rationale)) AS rationale
                 FROM v GROUP BY pair_id, judge, model, rubric_hash
                 QUALIFY row_number() OVER (PARTITION BY pair_id ORDER BY max(id) DESC) = 1
             )
@@ -230,7 +236,8 @@ class DataQueries(QueryMixin):
             JOIN models AS mr ON mr.id = gr.model_id
             LEFT JOIN k ON k.pair_id = t.pair_id
             ORDER BY t.label_id
-            """
+            """,
+            {"first": Order.AB},
         )
         for column in ("prompt", "chosen_params", "rejected_params"):
             frame[column] = [loads(v) if isinstance(v, str) else None for v in frame[column]]

@@ -9,6 +9,7 @@ from datetime import datetime
 import duckdb
 
 from common.errors import StoreError
+from common.vocab import LabelSource
 
 from .base import QueryMixin, limit_param
 from .rows import StoredRow, dumps
@@ -98,8 +99,8 @@ class EvalQueries(QueryMixin):
     def eval_judge_label_count(self, annotator: str, *, before: datetime | None = None) -> int:
         """Live judge-sourced labels by `annotator` (e.g. 'judge:rule'), optionally created before a time."""
         row = self._row(
-            "SELECT count(*) FROM labels WHERE source = 'judge' AND annotator = ? "
+            "SELECT count(*) FROM labels WHERE source = ? AND annotator = ? "
             "AND superseded_by IS NULL AND (?::TIMESTAMP IS NULL OR created_at < ?::TIMESTAMP)",
-            [annotator, before, before],
+            [LabelSource.JUDGE, annotator, before, before],
         )
         return int(row[0])

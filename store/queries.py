@@ -207,7 +207,7 @@ class Queries(QueryMixin):
         annotator: str,
         decision: str,
         *,
-        source: str = "human",
+        source: str = LabelSource.HUMAN.value,
         **fields: Any,
     ) -> int:
         """Record a label; it supersedes the annotator's earlier live label on the same pair.

@@ -9,6 +9,8 @@ from typing import Any
 
 import duckdb
 
+from common.vocab import Decision, LabelSource
+
 from .base import QueryMixin, check
 from .queries import DECISIONS
 
@@ -58,8 +60,8 @@ class QueueQueries(QueryMixin):
             WITH done AS (
                 -- Pairs queued for review count only human labels: their import label is not the last word.
                 SELECT pair_id, count(DISTINCT annotator) AS n FROM labels
-                WHERE superseded_by IS NULL AND decision <> 'skip'
-                  AND (source = 'human' OR pair_id NOT IN (SELECT pair_id FROM review_queue))
+                WHERE superseded_by IS NULL AND decision <> ?
+                  AND (source = ? OR pair_id NOT IN (SELECT pair_id FROM review_queue))
                 GROUP BY pair_id
             ), holding AS (
                 SELECT pair_id, count(DISTINCT annotator) AS n FROM assignments a
@@ -74,7 +76,7 @@ class QueueQueries(QueryMixin):
                   < CASE WHEN hash(p.id) % {_OVERLAP_BUCKETS} < ? THEN 2 ELSE 1 END
             ORDER BY p.id LIMIT 1
             """,
-            [timeout_s, annotator, annotator, threshold],
+            [Decision.SKIP, LabelSource.HUMAN, timeout_s, annotator, annotator, threshold],
         ).fetchone()
         if row is None:
             return None
@@ -108,7 +110,7 @@ class QueueQueries(QueryMixin):
         def vote(cur: duckdb.DuckDBPyConnection) -> int | None:
             if self._live_label(cur, pair_id, annotator) is not None:
                 return None
-            label_id = self._insert_label(cur, pair_id, annotator, decision, "human", **fields)
+            label_id = self._insert_label(cur, pair_id, annotator, decision, LabelSource.HUMAN, **fields)
             self._release(cur, annotator, pair_id)
             return label_id
 
@@ -120,7 +122,7 @@ class QueueQueries(QueryMixin):
 
         def undo(cur: duckdb.DuckDBPyConnection) -> int | None:
             source = cur.execute("SELECT source FROM labels WHERE id = ?", [label_id]).fetchone()
-            if source is None or source[0] != "human":
+            if source is None or source[0] != LabelSource.HUMAN:
                 return None
             pair_id = self._withdraw(cur, label_id, annotator)
             if pair_id is None:
@@ -164,7 +166,7 @@ class QueueQueries(QueryMixin):
         mine, total, labelled = self._row(
             "SELECT (SELECT count(DISTINCT pair_id) FROM labels WHERE annotator = ? AND superseded_by IS NULL), "
             "(SELECT count(*) FROM pairs), "
-            "(SELECT count(DISTINCT pair_id) FROM labels WHERE superseded_by IS NULL AND decision <> 'skip')",
-            [annotator],
+            "(SELECT count(DISTINCT pair_id) FROM labels WHERE superseded_by IS NULL AND decision <> ?)",
+            [annotator, Decision.SKIP],
         )
         return Progress(int(mine), int(total), int(labelled))

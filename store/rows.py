@@ -189,7 +189,7 @@ def status_update_sets(
     if result is not None:
         sets.append("result = ?")
         args.append(dumps(result))
-    if status == "running":
+    if status == JobStatus.RUNNING:
         sets.append("started_at = coalesce(started_at, current_timestamp)")
     if status in FINAL_STATUSES:
         sets.append("ended_at = current_timestamp")

@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 
 from common.errors import StoreError
-from common.vocab import MetricSplit, RunKind, values
+from common.vocab import JobStatus, MetricSplit, RunKind, values
 
 from .base import QueryMixin, check
 from .rows import FINAL_STATUSES, STATUSES, StatusRow, dumps, status_update_sets
@@ -67,7 +67,7 @@ class TrainQueries(QueryMixin):
         dataset_hash: str | None,
         model_id: int | None,
         ref_model_id: int | None,
-        status: str = "queued",
+        status: str = JobStatus.QUEUED.value,
     ) -> RunRow:
         """Insert a run and return it."""
         check("run kind", kind, values(RunKind))
@@ -278,7 +278,9 @@ def _run_update(
         status=status,
         result=result,
     )
-    if status == "running" and error is None:  # a resumed run has not failed (yet): its old error and end go
+    if (
+        status == JobStatus.RUNNING and error is None
+    ):  # a resumed run has not failed (yet): its old error and end go
         sets.append("error = NULL, ended_at = NULL")
 
     def update(cur: duckdb.DuckDBPyConnection) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from common.vocab import JobKind, values
+from common.vocab import ACTIVE_STATUSES, JobKind, JobStatus, values
 
 from .base import QueryMixin, check, limit_param
 from .rows import STATUSES, PromptRow, StatusRow, StoredRow, dumps, loads, status_update_sets
@@ -153,21 +153,23 @@ class WorkQueries(QueryMixin):
 
         def update(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
             reason = "interrupted: the process running it stopped"
-            runs = cur.execute("SELECT count(*) FROM runs WHERE status IN ('queued', 'running')").fetchone()[
-                0
-            ]
-            cur.execute(
-                "UPDATE runs SET status = 'failed', error = coalesce(error, ?), ended_at = current_timestamp "
-                "WHERE status IN ('queued', 'running')",
-                [reason],
-            )
-            jobs = cur.execute(
-                "SELECT count(*) FROM jobs WHERE status IN ('queued', 'running') AND kind <> 'generate'"
+            active = ", ".join("?" for _ in ACTIVE_STATUSES)
+            runs = cur.execute(
+                f"SELECT count(*) FROM runs WHERE status IN ({active})", [*ACTIVE_STATUSES]
             ).fetchone()[0]
             cur.execute(
-                "UPDATE jobs SET status = 'failed', error = coalesce(error, ?), ended_at = current_timestamp "
-                "WHERE status IN ('queued', 'running') AND kind <> 'generate'",
-                [reason],
+                "UPDATE runs SET status = ?, error = coalesce(error, ?), ended_at = current_timestamp "
+                f"WHERE status IN ({active})",
+                [JobStatus.FAILED, reason, *ACTIVE_STATUSES],
+            )
+            jobs = cur.execute(
+                f"SELECT count(*) FROM jobs WHERE status IN ({active}) AND kind <> ?",
+                [*ACTIVE_STATUSES, JobKind.GENERATE],
+            ).fetchone()[0]
+            cur.execute(
+                "UPDATE jobs SET status = ?, error = coalesce(error, ?), ended_at = current_timestamp "
+                f"WHERE status IN ({active}) AND kind <> ?",
+                [JobStatus.FAILED, reason, *ACTIVE_STATUSES, JobKind.GENERATE],
             )
             return {"runs": int(runs), "jobs": int(jobs)}
 
