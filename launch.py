@@ -13,12 +13,14 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from common.cli import GENERATE_FLAGS, build_parser  # noqa: F401 - build_parser: tests and users import it from here
 from common.errors import PrefLabError, UserInputError
 from common.progress import STOP, Bar
 
 log = logging.getLogger("preflab")
+T = TypeVar("T")
 
 EXIT_OK, EXIT_USER, EXIT_INTERRUPTED = 0, 2, 130
 # Commands that run a job: SIGTERM stops them like Ctrl-C (job row cancelled, stored work kept, one line).
@@ -81,29 +83,26 @@ def cmd_serve(args) -> int:
 def cmd_models(args) -> int:
     if args.models_cmd in ("export-merged", "export-adapter"):
         return cmd_models_export(args)
+    from annotate.models_service import describe_variant, register_variant, variant_listing, variant_spec
+
     ctx = _context(args)
     if args.models_cmd in (None, "list"):
-        rows = ctx.store.list_models()
-        print(f"{'name':<22} {'kind':<9} {'base':<40} adapters / fingerprint")
-        for m in rows:
-            adapters = ", ".join(m.adapters) if m.adapters else "-"
-            print(
-                f"{m.name:<22} {m.kind:<9} {m.base or '-':<40} {adapters} / {m.fingerprint or 'not loaded yet'}"
-            )
-            if m.endpoint:
-                from annotate.models_service import describe_variant
-
-                print(f"{'':<22} {describe_variant(m).split('; ')[-1]}")
-            elif m.kind != "imported":
-                from annotate.models_service import where_it_runs
-
-                print(f"{'':<22} runs on {where_it_runs(ctx, m)}")  # e.g. this server: cuda:0, bf16
+        _print_models(variant_listing(ctx))
         return EXIT_OK
-    from annotate.models_service import describe_variant, register_variant, variant_spec
-
     row = register_variant(ctx, None, variant_spec(args))  # the CLI user owns the home: the admin
     print(f"registered {row.name} ({row.kind}): {describe_variant(row)}")
     return EXIT_OK
+
+
+def _print_models(listing) -> None:
+    print(f"{'name':<22} {'kind':<9} {'base':<40} adapters / fingerprint")
+    for m, detail in listing:
+        adapters = ", ".join(m.adapters) if m.adapters else "-"
+        print(
+            f"{m.name:<22} {m.kind:<9} {m.base or '-':<40} {adapters} / {m.fingerprint or 'not loaded yet'}"
+        )
+        if detail is not None:
+            print(f"{'':<22} {detail}")
 
 
 def cmd_models_export(args) -> int:
@@ -160,18 +159,14 @@ def cmd_sft(args) -> int:
     from common.flags import given
     from train.sft import sft_run_config
     from train.sft_config import SFT_FLAGS
-    from train.sft_service import run_demo_sft
+    from train.sft_service import sft_here
 
-    # The Train tab's Demo SFT form builds its settings with sft_run_config too.
-    cfg = sft_run_config(**given(args, SFT_FLAGS))
+    cfg = sft_run_config(**given(args, SFT_FLAGS))  # as the Train tab's Demo SFT form builds it
     ctx = _context(args)
-    bar = Bar("sft", "step")
-    try:
-        result = run_demo_sft(
-            ctx, cfg, base=args.base, output_name=args.output_name, progress=lambda s, n, _logs: bar(s, n)
-        )
-    finally:
-        bar.close()
+    # The Demo SFT button's `train` job, run here.
+    _job_id, result = _with_bar(
+        "sft", "step", sft_here, ctx, cfg, base=args.base, output_name=args.output_name
+    )
     print(
         f"run #{result['run_id']}: {result['steps']} steps on {result['examples']} examples in {result['seconds']} s, "
         f"train loss {result['train_loss']:.3f}; registered variant `{result['variant']}`"
@@ -180,23 +175,13 @@ def cmd_sft(args) -> int:
 
 
 def cmd_judge(args) -> int:
-    from annotate.judging import accept_consistent, judge_pending
-    from annotate.suggestions import Suggester
-    from models.judge import load_rubric, make_judge
+    from annotate.judging import build_judge, judge_all
 
-    rubric = load_rubric(args.rubric) if args.rubric else None
-    judge = make_judge(args.judge, model=args.model, rubric=rubric)
+    # Built before the home is opened: a bad --rubric stops without touching it.
+    judge = build_judge(args.judge, model=args.model, rubric_path=args.rubric)
     ctx = _context(args)
-    suggester = Suggester(ctx.store, judge)
-    bar = Bar("judging", "pair")
-    try:
-        report = judge_pending(
-            suggester, limit=args.limit, batch=args.batch, progress=bar, poll_interval=args.poll_interval
-        )
-    finally:
-        bar.close()
-    if args.accept:
-        report.accepted = accept_consistent(suggester)
+    options = dict(limit=args.limit, batch=args.batch, poll_interval=args.poll_interval, accept=args.accept)
+    report = _with_bar("judging", "pair", judge_all, ctx, judge, **options)
     print(report.summary(judge.label))
     return EXIT_OK
 
@@ -216,13 +201,20 @@ def cmd_generate(args) -> int:
     values = {**given(args, GENERATE_FLAGS), "temperatures": _floats("--temperatures", args.temperatures)}
     cfg = GenerateConfig.from_values(args.preset, **values)
     ctx = _context(args)
-    bar = Bar("generating", "resp")
-    try:
-        job_id, result = generate_here(ctx, cfg, progress=bar)  # the Generate pairs button's job, run here
-    finally:
-        bar.close()
+    # The Generate pairs button's job, run here.
+    job_id, result = _with_bar("generating", "resp", generate_here, ctx, cfg)
     print(f"job #{job_id}: {GenerateResult.from_dict(result).summary()}")
     return EXIT_OK
+
+
+def _with_bar(desc: str, unit: str, service: Callable[..., T], *args, **kwargs) -> T:
+    """`service(*args, progress=bar, **kwargs)` with a progress bar closed however it ends; the bar's stop check
+    raises KeyboardInterrupt at the next report after Ctrl-C/SIGTERM."""
+    bar = Bar(desc, unit)
+    try:
+        return service(*args, progress=bar, **kwargs)
+    finally:
+        bar.close()
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from annotate.suggestions import Suggester
 from common.errors import JudgeError, UserInputError
 from common.vocab import ACTIVE_STATUSES, JobKind, JobStatus, LabelSource
+
+if TYPE_CHECKING:
+    from common.seams import Judge
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,35 @@ class JudgeReport:
                 f"({(self.abstain_reason or '').rstrip('.')}; {NO_JUDGE_HINT})"
             )
         return text
+
+
+def build_judge(kind: str, *, model: str | None = None, rubric_path: str | None = None) -> Judge:
+    """The judge `launch.py judge` names: its kind, model and rubric file (JudgeError naming a bad file)."""
+    from models.judge import load_rubric, make_judge
+
+    rubric = load_rubric(rubric_path) if rubric_path else None
+    return make_judge(kind, model=model, rubric=rubric)
+
+
+def judge_all(
+    ctx,
+    judge: Judge,
+    *,
+    limit: int | None = None,
+    batch: bool = False,
+    poll_interval: float = 30.0,
+    accept: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> JudgeReport:
+    """`launch.py judge`: judge every pending pair with `judge`, then (`accept`) store the consistent verdicts as
+    judge labels; what it did."""
+    suggester = Suggester(ctx.store, judge)
+    report = judge_pending(
+        suggester, limit=limit, batch=batch, progress=progress, poll_interval=poll_interval
+    )
+    if accept:
+        report.accepted = accept_consistent(suggester)
+    return report
 
 
 def judge_pending(

@@ -7,12 +7,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.access import Role
 from common.errors import UserInputError
 from common.flags import Flag, given, setting
 from common.serving import Serving
 from common.vocab import ModelKind, plain
+
+if TYPE_CHECKING:
+    from store.rows import ModelRow
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,21 @@ def list_variants(ctx, *, generating_only: bool = False) -> list[VariantInfo]:
             )
         )
     return out
+
+
+def variant_listing(ctx) -> list[tuple[ModelRow, str | None]]:
+    """`launch.py models list`: each variant's row with the line shown under it, oldest first: where an endpoint
+    variant generates, where a local one runs, None for responses imported from files."""
+    listing = []
+    for row in ctx.store.list_models():
+        if getattr(row, "endpoint", None):
+            detail = describe_variant(row).split("; ")[-1]
+        elif row.kind != ModelKind.IMPORTED:
+            detail = f"runs on {where_it_runs(ctx, row)}"  # e.g. this server: cuda:0, bf16
+        else:
+            detail = None
+        listing.append((row, detail))
+    return listing
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from annotate.judging import accept_consistent, judge_pending
+from annotate.judging import accept_consistent, build_judge, judge_all, judge_pending
 from annotate.labelling import LabelConfig, LabelService
 from annotate.stats import cohen_kappa, labelling_stats
 from annotate.suggestions import Suggester
@@ -109,6 +109,20 @@ def _pairs(store, n):
         a = store.add_generation(pid, model.id, f"{GOOD} {i}" if i % 2 else f"{BAD} {i}")
         b = store.add_generation(pid, model.id, f"{BAD} {i}" if i % 2 else f"{GOOD} {i}")
         store.add_pair(pid, a, b)
+
+
+def test_judge_all_judges_the_pending_pairs_then_accepts_them(store):
+    from types import SimpleNamespace
+
+    _pairs(store, 4)
+    ctx, seen = SimpleNamespace(store=store), []
+    report = judge_all(
+        ctx, build_judge("rule"), accept=True, progress=lambda done, total: seen.append((done, total))
+    )
+    assert (report.judged, report.consistent, report.accepted, seen[-1]) == (4, 4, 4, (4, 4))
+    again = judge_all(ctx, build_judge("rule"), accept=True)
+    assert (again.judged, again.accepted) == (0, 0)  # nothing asked or labelled twice
+    assert len(store.preference_triples()) == 4
 
 
 def test_bulk_judging_then_accept_stores_judge_labels_in_gen_terms(store):

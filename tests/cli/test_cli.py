@@ -122,6 +122,38 @@ def test_models_add_missing_adapter_is_one_line(tmp_path, capsys):
     assert "\nsft " not in capsys.readouterr().out  # nothing half-registered
 
 
+def test_judge_accept_is_one_summary_line_and_stores_judge_labels(tmp_path, capsys):
+    from store import Store
+    from tests.annotate.test_stats_judging import _pairs
+
+    with Store.open(tmp_path / "preflab.duckdb") as store:
+        _pairs(store, 4)
+    assert main(["--home", str(tmp_path), "judge", "--judge", "rule", "--accept"]) == 0
+    assert capsys.readouterr().out == (
+        "rule-based judge: judged 4 pairs in both orders: 4 consistent, 0 position-inconsistent, 0 failed; "
+        "4 accepted as judge labels\n"
+    )
+    with Store.open(tmp_path / "preflab.duckdb") as store:
+        assert [t.source for t in store.preference_triples()] == ["judge"] * 4
+
+
+def test_judge_with_an_unreadable_rubric_stops_before_opening_the_home(tmp_path, capsys):
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "judge", "--rubric", str(tmp_path / "missing.md")]) == 2
+    assert "missing.md" in _one_line_error(capsys)
+    assert not (home / "preflab.duckdb").exists()
+
+
+def test_sft_of_a_missing_base_is_one_line_and_starts_no_job(tmp_path, capsys):
+    from common.vocab import JobStatus
+    from store import Store
+
+    assert main(["--home", str(tmp_path), "sft", "--base", "nope"]) == 2
+    assert "'nope'" in _one_line_error(capsys)
+    with Store.open(tmp_path / "preflab.duckdb") as store:
+        assert store.jobs_with_status("train", tuple(JobStatus)) == []
+
+
 def test_stats_json(tmp_path, capsys):
     assert main(["--home", str(tmp_path), "stats", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

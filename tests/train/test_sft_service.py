@@ -15,21 +15,37 @@ from train.sft_service import run_demo_sft
 DEMO = Path(__file__).resolve().parents[2] / "data" / "incidents.jsonl"
 
 
-@pytest.fixture
-def ctx(tmp_path, tiny_base_dir):
-    from common.context import AppConfig, build_context
-
-    c = build_context(AppConfig(home=tmp_path / "home"))
-    c.store.add_model("tiny", str(tiny_base_dir), [], "base")
+def _fill(store, tiny_base_dir) -> None:
+    """The tiny base as `tiny` and six train prompts with gold answers."""
+    store.add_model("tiny", str(tiny_base_dir), [], "base")
     for i in range(6):
-        c.store.add_prompt(
+        store.add_prompt(
             [{"role": "user", "content": f"Triage report {i}: the api is down"}],
             "t",
             "train",
             gold={"answer": f"Severity: SEV{i % 4 + 1}", "severity": f"SEV{i % 4 + 1}"},
         )
+
+
+@pytest.fixture
+def ctx(tmp_path, tiny_base_dir):
+    from common.context import AppConfig, build_context
+
+    c = build_context(AppConfig(home=tmp_path / "home"))
+    _fill(c.store, tiny_base_dir)
     yield c
     c.store.close()
+
+
+@pytest.fixture
+def home(tmp_path, tiny_base_dir):
+    """A home the CLI opens itself (closed here: one process holds the database at a time)."""
+    from store import Store
+
+    home = tmp_path / "home"
+    with Store.open(home / "preflab.duckdb") as store:
+        _fill(store, tiny_base_dir)
+    return home
 
 
 def test_sft_registers_variant_and_records_run(ctx):
@@ -82,6 +98,64 @@ def test_sft_refuses_without_gold_or_on_name_clash(ctx, tmp_path):
         run_demo_sft(ctx, SFTRunConfig(), base="tiny", output_name="tiny")
     with pytest.raises(UserInputError, match="no variant"):
         run_demo_sft(ctx, SFTRunConfig(), base="nope")
+
+
+SFT_ARGS = ["sft", "--base", "tiny", "--epochs", "1", "--batch-size", "2"]
+
+
+def test_the_cli_sft_runs_as_the_tabs_train_job(home, capsys):
+    from launch import main
+    from store import Store
+    from train.sft import sft_run_config
+    from train.sft_service import start_demo_sft
+
+    assert main(["--home", str(home), *SFT_ARGS]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("run #") and out.rstrip().endswith("registered variant `sft`"), out
+    with Store.open(home / "preflab.duckdb") as store:
+        (job,) = store.jobs_with_status("train", ("done",))
+        (run,) = store.list_runs(kind="sft")
+    assert job.result["run_id"] == run.id and job.result["variant"] == "sft" and job.progress == job.total
+    # The row the Train tab's Demo SFT button records for the same settings.
+    started = []
+
+    class Jobs:
+        def start(self, kind, params, _body, **_kw):
+            started.append((kind, params))
+            return 1
+
+    class Access:
+        def require(self, *_a):
+            pass
+
+    tab = type("TabContext", (), {"jobs": Jobs(), "access": Access()})()
+    start_demo_sft(tab, sft_run_config(epochs=1, batch_size=2))
+    assert started == [(job.kind, job.params)]
+
+
+def test_ctrl_c_stops_the_cli_sft_with_its_job_and_run_cancelled(home, capsys, monkeypatch):
+    import train.sft
+    from common.progress import STOP
+    from launch import main
+    from store import Store
+
+    def stopped_at_the_first_step(_model, _examples, _out, _cfg, *, progress=None, should_stop=None):
+        STOP.set()  # what the CLI's SIGTERM/Ctrl-C handler does
+        progress(1, 3, {})
+        raise AssertionError("the progress report did not stop the run")
+
+    monkeypatch.setattr(train.sft, "run_sft", stopped_at_the_first_step)
+    try:
+        assert main(["--home", str(home), *SFT_ARGS]) == 130
+    finally:
+        STOP.clear()
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("interrupted"), err
+    with Store.open(home / "preflab.duckdb") as store:
+        (job,) = store.jobs_with_status("train", ("cancelled",))
+        (run,) = store.list_runs(kind="sft")
+        assert "interrupted" in (job.error or "") and job.progress == 0  # stopped before the row was written
+        assert run.status == "cancelled" and store.get_model("sft") is None
 
 
 @pytest.mark.slow
