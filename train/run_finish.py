@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.vocab import JobStatus, MetricSplit
+from common.vocab import JobStatus, MetricSplit, ModelKind
 from train.process import exit_reason, supervise
 from train.run_prepare import PreparedRun, emit
 from train.rundir import CONFIG, METRICS, REFERENCE, REPORT, MetricsTail, RunDir
@@ -143,7 +143,9 @@ def finish(ctx, prepared: PreparedRun, status: str, error, summary: dict, starte
         error=error,
         adapter_path=str(rd.adapter) if status == JobStatus.DONE else None,
         result=summary,
-        register=(model_name, sft.base, [*sft.adapters, str(rd.adapter)], "dpo") if model_name else None,
+        register=(model_name, sft.base, [*sft.adapters, str(rd.adapter)], ModelKind.DPO.value)
+        if model_name
+        else None,
     )
     log.info("run #%d %s%s", run_id, status, f": {error}" if error else "")
     return TrainResult(run_id, status, rd.path, model_name, error, summary, [w.message for w in warnings])

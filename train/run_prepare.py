@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import UserInputError
-from common.vocab import JobStatus, RunKind
+from common.vocab import JobStatus, LabelSource, RunKind, Split
 from train.rundir import CANCEL, CONFIG, TRAIN, TRAINER_DIR, VAL, RunDir
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def judge_sources(yaml_path: str | Path | None, preset: str) -> list[str]:
     if isinstance(sources, str):  # `sources: human,import` in YAML, as a flag would write it
         sources = [s.strip() for s in sources.split(",") if s.strip()]
     base = list(sources or PRESETS[preset].get("sources") or PrefLabFields.sources)
-    return [*base, "judge"]
+    return [*base, LabelSource.JUDGE.value]
 
 
 def dpo_config(
@@ -103,7 +103,7 @@ def prepare_run(ctx, cfg) -> PreparedRun:
     snapshot = build_snapshot(ctx.store.preference_triples(), cfg)
     set_auto_eval_steps(cfg, len(snapshot.train), cfg.processes)
     run = ctx.store.create_run(
-        "dpo",
+        RunKind.DPO.value,
         config_to_dict(cfg),
         dataset_hash=snapshot.dataset_hash,
         model_id=sft_model.id,
@@ -242,7 +242,7 @@ def kl_prompts(store, snap, n: int) -> list[list[dict]]:
     """Held-out prompts for the KL estimate; validation prompts when none are held out."""
     from train.snapshot import canonical_messages
 
-    prompts = [canonical_messages(p.messages) for p in store.list_prompts(split="heldout", limit=n)]
+    prompts = [canonical_messages(p.messages) for p in store.list_prompts(split=Split.HELDOUT.value, limit=n)]
     for row in snap.val:
         if len(prompts) >= n:
             break

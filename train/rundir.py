@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from common.vocab import MetricSplit
+
 CONFIG = "config.json"
 TRAIN = "train.parquet"
 VAL = "val.parquet"
@@ -119,6 +121,10 @@ def metric_records(logs: dict[str, Any], step: int) -> list[dict[str, Any]]:
             continue
         if not math.isfinite(value):
             value = None  # NaN/inf are not JSON; the row still shows that the step logged something
-        split, name = ("eval", key[len("eval_") :]) if key.startswith("eval_") else ("train", key)
+        split, name = (
+            (MetricSplit.EVAL.value, key[len("eval_") :])
+            if key.startswith("eval_")
+            else (MetricSplit.TRAIN.value, key)
+        )
         records.append({"step": int(step), "split": split, "name": name, "value": value})
     return records

@@ -10,6 +10,7 @@ import pandas as pd
 from common.context import Context
 from common.errors import PrefLabError
 from common.safe_text import md_text
+from common.vocab import JobKind, MetricSplit
 from train.config import MAX_PROCESSES, PrefLabFields
 from train.runs_view import dpo_runs, sft_job_text, train_overview
 from train.sft_config import SFTRunConfig
@@ -49,7 +50,9 @@ def metric_frame(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     rows = frame[frame["name"].isin([name, f"eval_{name}", name.replace("rewards/", "eval_rewards/")])]
     rows = rows.dropna(subset=["value"])
     series = (
-        rows.apply(lambda r: f"run {r.run_id} {'validation' if r.split == 'eval' else 'train'}", axis=1)
+        rows.apply(
+            lambda r: f"run {r.run_id} {'validation' if r.split == MetricSplit.EVAL else 'train'}", axis=1
+        )
         if not rows.empty
         else pd.Series([], dtype=str)
     )
@@ -261,7 +264,7 @@ def build_train_tab(ctx: Context, demo: gr.Blocks, *, tab: gr.Tab | None = None)
         return {sft_status: f"SFT job #{job} started.", state: {**st, "sft_job": job}}
 
     def on_sft_cancel(request: gr.Request):
-        text = cancel_line(ctx, request, "train", "SFT", where=lambda j: bool(j.params.get("sft")))
+        text = cancel_line(ctx, request, JobKind.TRAIN, "SFT", where=lambda j: bool(j.params.get("sft")))
         return {sft_status: gr.skip() if text is None else text}
 
     def on_tick(st):
