@@ -45,38 +45,12 @@ def _context(args):
     return build_context(AppConfig(**kwargs))
 
 
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
-
-
-def is_loopback(host: str) -> bool:
-    """True for hosts only this machine can reach."""
-    import ipaddress
-
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def cmd_serve(args) -> int:
     from common.access import parse_auth
+    from webui.app import serve
 
-    access = parse_auth(args.auth)
-    ctx = _context(args)
-    ctx.access = access
-    from webui.app import launch_app
-
-    if not access.enabled and not is_loopback(args.host):
-        # Without --auth everyone who can reach the port is the admin: import, export, train, judge.
-        message = (
-            f"warning: serving on {args.host} without --auth: anyone who can reach port {args.port} "
-            "can read, export and change everything; pass --auth USERS_FILE"
-        )
-        print(message, file=sys.stderr, flush=True)
-    log.info("serving on http://%s:%s (home %s)", args.host, args.port, ctx.cfg.home)
-    launch_app(ctx, host=args.host, port=args.port, auth=access.gradio_auth())
+    access = parse_auth(args.auth)  # a bad users file stops here, before the home is opened
+    serve(_context(args), access, host=args.host, port=args.port)
     return EXIT_OK
 
 
@@ -119,15 +93,10 @@ def cmd_models_export(args) -> int:
 
 
 def cmd_stats(args) -> int:
-    from annotate.stats import format_stats, labelling_stats
+    from annotate.stats import format_stats, stats_report
 
-    store = _context(args).store
-    counts = store.counts()
-    stats = labelling_stats(store.label_frame(), store.verdict_frame())
-    if args.json:
-        print(json.dumps({"counts": counts, **stats}, sort_keys=True))
-    else:
-        print(format_stats(counts, stats))
+    report = stats_report(_context(args).store)
+    print(json.dumps(report, sort_keys=True) if args.json else format_stats(report["counts"], report))
     return EXIT_OK
 
 

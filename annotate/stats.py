@@ -138,3 +138,8 @@ def format_stats(counts: dict[str, int], stats: dict) -> str:
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def stats_report(store) -> dict:
+    """What `launch.py stats` shows: the table counts and the labelling statistics."""
+    return {"counts": store.counts(), **labelling_stats(store.label_frame(), store.verdict_frame())}

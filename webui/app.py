@@ -120,3 +120,34 @@ def launch_app(ctx: Context, *, host: str, port: int, auth=None, block: bool = T
         blocked_paths=blocked_paths(paths),
     )
     return demo
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """True for hosts only this machine can reach."""
+    import ipaddress
+
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(ctx: Context, access, *, host: str, port: int) -> None:
+    """`launch.py serve`: the app with these logins (`access`), warning when anyone on the network would be admin."""
+    import sys
+
+    ctx.access = access
+    if not access.enabled and not is_loopback(host):
+        # Without --auth everyone who can reach the port is the admin: import, export, train, judge.
+        message = (
+            f"warning: serving on {host} without --auth: anyone who can reach port {port} "
+            "can read, export and change everything; pass --auth USERS_FILE"
+        )
+        print(message, file=sys.stderr, flush=True)
+    log.info("serving on http://%s:%s (home %s)", host, port, ctx.cfg.home)
+    launch_app(ctx, host=host, port=port, auth=access.gradio_auth())
