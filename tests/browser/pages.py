@@ -28,6 +28,19 @@ def pick(page, elem_id: str, option: str) -> None:
     )
 
 
+def generate_pairs(page, variant: str, prompts: int, max_tokens: int, timeout: int = 180_000) -> None:
+    """Annotate tab: pick the variant, generate pairs for `prompts` prompts, wait until the job is done and a pair is
+    on screen."""
+    page.get_by_role("tab", name="Annotate").click()
+    pick(page, "generate-variant", variant)
+    wait_text(page, "generate-note", variant)
+    page.locator("#generate-limit input").fill(str(prompts))
+    page.locator("#generate-max-tokens input").fill(str(max_tokens))
+    page.locator("#generate").click()
+    wait_text(page, "generation-status", "done", timeout=timeout)
+    page.wait_for_function("document.querySelector('#response-a textarea').value.length > 0", timeout=60_000)
+
+
 def label_by_keyboard(page, keys: str) -> int:
     """Press one key per pair on screen (1: A, 2: B, 3: tie) until the keys or the pairs run out; returns how many
     pairs were labelled, each seen replaced by the next before the next key."""

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.browser.pages import label_by_keyboard, pick, wait_text
+from tests.browser.pages import generate_pairs, label_by_keyboard, pick, wait_text
 from tests.serving import serving
 
 pytestmark = pytest.mark.browser
@@ -78,16 +78,7 @@ def test_generate_label_train_and_arena_through_an_inference_server(page, tmp_pa
         assert table.count(f"endpoint {url_v1}") == 2, table
 
         # 2) Annotate: sft is preselected; its pairs come from the server.
-        page.get_by_role("tab", name="Annotate").click()
-        pick(page, "generate-variant", "sft")
-        wait_text(page, "generate-note", "sft")
-        page.locator("#generate-limit input").fill(str(N_TRAIN))
-        page.locator("#generate-max-tokens input").fill("8")
-        page.locator("#generate").click()
-        wait_text(page, "generation-status", "done", timeout=180_000)
-        page.wait_for_function(
-            "document.querySelector('#response-a textarea').value.length > 0", timeout=60_000
-        )
+        generate_pairs(page, "sft", N_TRAIN, 8)
 
         # 3) Label every pair by keyboard: A and B alternately (ties would not train).
         labelled = label_by_keyboard(page, "12" * N_TRAIN)

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.browser.pages import label_by_keyboard, pick, textarea, wait_text
+from tests.browser.pages import generate_pairs, label_by_keyboard, pick, textarea, wait_text
 from tests.serving import serving
 
 pytestmark = pytest.mark.browser
@@ -75,17 +75,7 @@ def test_first_hour_from_the_browser_alone(page, tmp_path, tiny_checkpoint):
         wait_text(page, "arena-empty", "not open")
 
         # 3) Annotate: the new variant is offered (the picker refreshes on select); generate a few pairs.
-        page.get_by_role("tab", name="Annotate").click()
-        pick(page, "generate-variant", "mine")
-        wait_text(page, "generate-note", "mine")
-        page.locator("#generate-limit input").fill(str(N_PROMPTS))
-        page.locator("#generate-max-tokens input").fill("12")
-        page.locator("#generate").click()
-        page.locator("#response-a textarea").wait_for(timeout=120_000)
-        page.wait_for_function(
-            "document.querySelector('#response-a textarea').value.length > 0", timeout=120_000
-        )
-        wait_text(page, "generation-status", "done", timeout=120_000)
+        generate_pairs(page, "mine", N_PROMPTS, 12)
 
         # 4) Label every pair by keyboard.
         labelled = label_by_keyboard(page, "123" * 3)
