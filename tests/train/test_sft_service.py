@@ -149,8 +149,9 @@ def test_ctrl_c_stops_the_cli_sft_with_its_job_and_run_cancelled(home, capsys, m
         assert main(["--home", str(home), *SFT_ARGS]) == 130
     finally:
         STOP.clear()
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and err.startswith("interrupted"), err
+    # The CLI's own output is one line; transformers' weight-loading bar may share stderr (when its bars are on).
+    err = [line for line in capsys.readouterr().err.strip().split("\n") if "Loading weights" not in line]
+    assert len(err) == 1 and err[0].startswith("interrupted"), err
     with Store.open(home / "preflab.duckdb") as store:
         (job,) = store.jobs_with_status("train", ("cancelled",))
         (run,) = store.list_runs(kind="sft")
@@ -169,7 +170,7 @@ def test_cli_import_sft_generate_on_the_real_model(tmp_path, models_cache):
     assert sft.returncode == 0, sft.stderr
     assert "registered variant `sft`" in sft.stdout
     gen = run_cli(
-        "generate", "--limit", "2", "--max-new-tokens", "48", "--batch-size", "4", home=home, timeout=600
+        "generate", "--limit", "2", "--max-new-tokens", "16", "--batch-size", "4", home=home, timeout=600
     )
     assert gen.returncode == 0, gen.stderr
     assert "4 responses" in gen.stdout
